@@ -1,0 +1,150 @@
+"""`ApprovalClient`: what an agent process uses to ask for approval and await the answer.
+
+It owns its Redis connections (a bounded command pool and one Pub/Sub connection, whatever the
+number of waiters) and its background tasks; use one per process, inside `async with`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from .connections import command_client, pubsub_client
+from .errors import ClientClosed, StoreUnavailable
+from .expiry import ExpirySweeper
+from .models import ApprovalRequest, Decision
+from .settings import Settings
+from .store import ApprovalStore
+from .waiting import DecisionWaiter
+
+
+class ApprovalClient:
+    """Create approval requests and wait for their decisions without a thread or connection per waiter.
+
+    `requested_by` names this agent process in every request it makes (reviewers see it, and it may
+    not decide its own requests). `sweep_expired` runs an expiry sweeper in this process too.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, requested_by: str | None = None, sweep_expired: bool = True
+    ) -> None:
+        self.settings = Settings.from_env() if settings is None else settings
+        self.requested_by = requested_by
+        self._sweep_expired = sweep_expired
+        self._store: ApprovalStore | None = None
+        self._waiter: DecisionWaiter | None = None
+        self._sweeper: ExpirySweeper | None = None
+
+    async def __aenter__(self) -> ApprovalClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        redis = command_client(self.settings)
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as error:
+            await redis.aclose()
+            raise StoreUnavailable(self.settings.display_url, error) from error
+        self._store = ApprovalStore(redis, self.settings)
+        self._waiter = DecisionWaiter(self._store, pubsub_client(self.settings))
+        await self._waiter.start()
+        if self._sweep_expired:
+            self._sweeper = ExpirySweeper(self._store)
+            self._sweeper.start()
+
+    async def aclose(self) -> None:
+        if self._sweeper is not None:
+            await self._sweeper.aclose()
+        if self._waiter is not None:
+            await self._waiter.aclose()
+        if self._store is not None:
+            await self._store.redis.aclose()
+        self._store = self._waiter = self._sweeper = None
+
+    @property
+    def store(self) -> ApprovalStore:
+        """The store behind this client, for listing and deciding (the reviewer's side)."""
+        if self._store is None:
+            raise ClientClosed()
+        return self._store
+
+    @property
+    def waiter(self) -> DecisionWaiter:
+        if self._waiter is None:
+            raise ClientClosed()
+        return self._waiter
+
+    @property
+    def waiting(self) -> int:
+        """Requests this process is waiting on right now."""
+        return 0 if self._waiter is None else self._waiter.waiting
+
+    async def request_approval(
+        self,
+        action: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Decision:
+        """Ask, then wait for the decision. `timeout` is how long reviewers have; past it, a denial.
+
+        With an `idempotency_key`, a restarted agent asking again gets the same request, and its
+        decision at once if a reviewer acted meanwhile.
+        """
+        request = await self.create(
+            action,
+            args,
+            queue=queue,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            context=context,
+            agent_id=agent_id,
+            run_id=run_id,
+        )
+        return request.decision() or await self.wait(request.id)
+
+    async def create(
+        self,
+        action: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> ApprovalRequest:
+        return await self.store.create(
+            action,
+            args,
+            queue=queue,
+            timeout=timeout,
+            agent_id=agent_id,
+            run_id=run_id,
+            requested_by=self.requested_by,
+            idempotency_key=idempotency_key,
+            context=context,
+        )
+
+    async def wait(self, request_id: str, timeout: float | None = None) -> Decision:
+        """Await the decision. `timeout` bounds this wait only (`WaitTimeout`; the request stays pending)."""
+        return await self.waiter.wait(request_id, timeout)
+
+    async def get(self, request_id: str) -> ApprovalRequest:
+        return await self.store.get(request_id)
+
+    async def cancel(self, request_id: str, reason: str | None = None) -> Decision:
+        """Withdraw a request this agent no longer needs."""
+        return await self.store.cancel(request_id, by=self.requested_by or "agent", reason=reason)

@@ -1,0 +1,50 @@
+"""Every Redis key and channel name the approval core uses, built in one place from the prefix.
+
+Scripts receive all their keys through KEYS and never build names themselves, so a prefix with a
+hash tag (`{apr}:`) is all Redis Cluster needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    def request(self, request_id: str) -> str:
+        """Hash: the request and, once decided, its decision."""
+        return f"{self.prefix}req:{request_id}"
+
+    def pending(self, queue: str | None = None) -> str:
+        """Sorted set of pending ids by created_at, for one queue or (None) for all queues."""
+        return f"{self.prefix}pending" if queue is None else f"{self.prefix}pending:{queue}"
+
+    def history(self, queue: str | None = None) -> str:
+        """Sorted set of decided ids by decided_at, for one queue or (None) for all queues."""
+        return f"{self.prefix}history" if queue is None else f"{self.prefix}history:{queue}"
+
+    def idempotency(self, key: str) -> str:
+        """String: the request id an idempotency key belongs to."""
+        return f"{self.prefix}idem:{key}"
+
+    @property
+    def expiry(self) -> str:
+        """Sorted set of pending ids by expires_at: the sweeper's index."""
+        return f"{self.prefix}expiry"
+
+    @property
+    def queues(self) -> str:
+        """Set of every queue name that has had a request."""
+        return f"{self.prefix}queues"
+
+    @property
+    def events(self) -> str:
+        """Stream: the audit log and live feed."""
+        return f"{self.prefix}events"
+
+    @property
+    def decided_channel(self) -> str:
+        """Pub/Sub channel: one message per request that left pending."""
+        return f"{self.prefix}decided"

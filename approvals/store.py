@@ -1,0 +1,283 @@
+"""The approval store: create, read, list and decide requests in Redis.
+
+Every change of state is one Lua script (see `scripts.py`), so a request is decided exactly once and
+its audit entry and wake-up message are written in the same atomic step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from . import scripts
+from . import validation as check
+from .errors import AlreadyDecided, IdempotencyConflict, InvalidRequest, RequestNotFound, SelfDecisionForbidden
+from .keys import Keys
+from .models import DECISION_FIELDS, ApprovalRequest, AuditEvent, AuditPage, Decision, Page, QueueStats, Status
+from .settings import Settings
+
+EXPIRY_ACTOR = "system:expiry"
+EXPIRY_REASON = "no reviewer decided before the request expired"
+
+
+class ApprovalStore:
+    """All reads and writes of approval requests. Holds no connection of its own: it uses `redis`."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._create = redis.register_script(scripts.CREATE)
+        self._decide = redis.register_script(scripts.DECIDE)
+
+    # -- creating and reading ------------------------------------------------------------------
+
+    async def create(
+        self,
+        action: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        timeout: float | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        requested_by: str | None = None,
+        idempotency_key: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> ApprovalRequest:
+        """Record a pending request. With an idempotency key, asking again returns the first request."""
+        fields = {
+            "action": check.action(action),
+            "args": check.json_object({} if args is None else args, "args"),
+            "queue": check.queue_name(self.settings.default_queue if queue is None else queue),
+            "agent_id": check.optional_name(agent_id, "agent_id"),
+            "run_id": check.optional_name(run_id, "run_id"),
+            "requested_by": check.optional_name(requested_by, "requested_by"),
+            "idempotency_key": check.optional_name(idempotency_key, "idempotency_key"),
+            "context": check.json_object({} if context is None else context, "context"),
+        }
+        lifetime = check.seconds(self.settings.default_timeout if timeout is None else timeout, "timeout")
+        now = time.time()
+        request_id = uuid.uuid4().hex
+        stored = {
+            "id": request_id,
+            "status": Status.PENDING.value,
+            "created_at": repr(now),
+            "expires_at": repr(now + lifetime),
+            **{name: value for name, value in fields.items() if value is not None},
+        }
+        queue_name = stored["queue"]
+        keys = [
+            self.keys.request(request_id),
+            self.keys.pending(),
+            self.keys.pending(queue_name),
+            self.keys.expiry,
+            self.keys.events,
+            self.keys.queues,
+        ]
+        if idempotency_key is not None:
+            keys.append(self.keys.idempotency(idempotency_key))
+        argv = [request_id, stored["created_at"], stored["expires_at"], self.settings.events_maxlen, queue_name]
+        argv += [stored["action"], stored.get("requested_by", ""), stored["args"]]
+        argv += [part for pair in stored.items() for part in pair]
+        kind, existing_id = await self._create(keys=keys, args=argv)
+        if kind == "existing":
+            return await self._same_request(existing_id, stored, idempotency_key or "")
+        return ApprovalRequest.from_hash(stored)
+
+    async def _same_request(self, request_id: str, stored: Mapping[str, str], key: str) -> ApprovalRequest:
+        existing = await self.get(request_id)
+        asked = (stored["queue"], stored["action"], json.loads(stored["args"]))
+        if (existing.queue, existing.action, existing.args) != asked:
+            raise IdempotencyConflict(key, request_id)
+        return existing
+
+    async def get(self, request_id: str) -> ApprovalRequest:
+        fields = await self.redis.hgetall(self.keys.request(check.request_id(request_id)))
+        if not fields:
+            raise RequestNotFound(request_id)
+        return ApprovalRequest.from_hash(fields)
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[ApprovalRequest]:
+        """The requests that exist among `request_ids`, in the same order, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for request_id in request_ids:
+                pipe.hgetall(self.keys.request(request_id))
+            replies = await pipe.execute()
+        return [ApprovalRequest.from_hash(fields) for fields in replies if fields]
+
+    async def decisions(self, request_ids: Sequence[str]) -> dict[str, Decision]:
+        """The decisions of those of `request_ids` that have left pending, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for request_id in request_ids:
+                pipe.hmget(self.keys.request(request_id), DECISION_FIELDS)
+            replies = await pipe.execute()
+        found = {}
+        for values in replies:
+            fields = {name: value for name, value in zip(DECISION_FIELDS, values, strict=True) if value is not None}
+            if fields.get("status", "pending") != "pending":
+                found[fields["id"]] = Decision.from_fields(fields)
+        return found
+
+    async def list_pending(
+        self, queue: str | None = None, *, offset: int = 0, limit: int = 50
+    ) -> Page[ApprovalRequest]:
+        """Pending requests, oldest first, of one queue or (None) of all queues."""
+        key = self.keys.pending(None if queue is None else check.queue_name(queue))
+        page = await self._page(key, offset, limit, newest_first=False)
+        return Page([r for r in page.items if r.pending], page.total, page.offset, page.limit)
+
+    async def list_decided(
+        self, queue: str | None = None, *, offset: int = 0, limit: int = 50
+    ) -> Page[ApprovalRequest]:
+        """Decided requests (within retention), newest decision first, of one queue or of all queues."""
+        key = self.keys.history(None if queue is None else check.queue_name(queue))
+        return await self._page(key, offset, limit, newest_first=True)
+
+    async def _page(self, key: str, offset: int, limit: int, *, newest_first: bool) -> Page[ApprovalRequest]:
+        offset, limit = check.page(offset, limit)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(key)
+            pipe.zrange(key, offset, offset + limit - 1, desc=newest_first)
+            total, ids = await pipe.execute()
+        return Page(await self.get_many(ids), total, offset, limit)
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Depth and age of the oldest pending request, for every queue that has had requests."""
+        queues = sorted(await self.redis.smembers(self.keys.queues))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.zcard(self.keys.pending(queue))
+                pipe.zrange(self.keys.pending(queue), 0, 0, withscores=True)
+            replies = await pipe.execute()
+        now = time.time()
+        stats = []
+        for queue, depth, oldest in zip(queues, replies[::2], replies[1::2], strict=True):
+            created = oldest[0][1] if oldest else None
+            stats.append(QueueStats(queue, depth, created, max(0.0, now - created) if created else 0.0))
+        return stats
+
+    async def read_audit(self, *, before: str | None = None, after: str | None = None, limit: int = 100) -> AuditPage:
+        """One page of the audit log: newest first (`before` a cursor), or oldest first from `after`."""
+        _, limit = check.page(0, limit)
+        if before is not None and after is not None:
+            raise InvalidRequest("before", "give either before or after, not both")
+        for cursor in (before, after):
+            if cursor is not None and not _is_stream_id(cursor):
+                raise InvalidRequest("cursor", "must be an event id such as '1700000000000-0'")
+        if after is not None:
+            entries = await self.redis.xrange(self.keys.events, min=f"({after}", count=limit)
+        else:
+            entries = await self.redis.xrevrange(self.keys.events, max=f"({before}" if before else "+", count=limit)
+        events = [AuditEvent.from_entry(event_id, fields) for event_id, fields in entries]
+        return AuditPage(events, events[-1].event_id if len(events) == limit else None)
+
+    # -- deciding --------------------------------------------------------------------------------
+
+    async def approve(
+        self,
+        request_id: str,
+        *,
+        by: str,
+        edited_args: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Decision:
+        """Approve, optionally with edited arguments (which are then the ones to run)."""
+        edited = "" if edited_args is None else check.json_object(edited_args, "edited_args")
+        return await self._decided(request_id, Status.APPROVED, by, reason, edited, check_self=True)
+
+    async def reject(self, request_id: str, *, by: str, reason: str) -> Decision:
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidRequest("reason", "a rejection needs a reason the agent can act on")
+        return await self._decided(request_id, Status.REJECTED, by, reason, "", check_self=True)
+
+    async def cancel(self, request_id: str, *, by: str, reason: str | None = None) -> Decision:
+        """Withdraw a pending request (usually by the agent that asked); no self-decision check."""
+        return await self._decided(request_id, Status.CANCELLED, by, reason, "", check_self=False)
+
+    async def expire(self, request_id: str) -> Decision | None:
+        """Decide an overdue request `expired`; None if it is not due yet. Raises AlreadyDecided if decided."""
+        try:
+            return await self._decided(request_id, Status.EXPIRED, EXPIRY_ACTOR, EXPIRY_REASON, "", check_self=False)
+        except _NotDue:
+            return None
+
+    async def expire_due(self, limit: int = 500) -> list[Decision]:
+        """Expire up to `limit` overdue requests; returns the expiries this call made."""
+        ids = await self.redis.zrangebyscore(self.keys.expiry, "-inf", repr(time.time()), start=0, num=limit)
+        results = await asyncio.gather(*(self.expire(i) for i in ids), return_exceptions=True)
+        expired = []
+        for request_id, result in zip(ids, results, strict=True):
+            if isinstance(result, RequestNotFound):
+                # A request hash that vanished (deleted by hand) must not stay in the index forever.
+                await self.redis.zrem(self.keys.expiry, request_id)
+            elif isinstance(result, Decision):
+                expired.append(result)
+            elif isinstance(result, BaseException) and not isinstance(result, AlreadyDecided):
+                raise result
+        return expired
+
+    async def trim_history(self) -> int:
+        """Drop ids of requests past retention from the history indexes (their hashes expire by TTL)."""
+        cutoff = repr(time.time() - self.settings.retention)
+        queues = await self.redis.smembers(self.keys.queues)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in [None, *queues]:
+                pipe.zremrangebyscore(self.keys.history(queue), "-inf", cutoff)
+            removed: list[int] = await pipe.execute()
+        return removed[0]
+
+    async def _decided(
+        self, request_id: str, status: Status, by: str, reason: str | None, edited: str, *, check_self: bool
+    ) -> Decision:
+        request_key = self.keys.request(check.request_id(request_id))
+        actor = check.name(by, "by")
+        reason = check.reason(reason)
+        queue, idempotency_key = await self.redis.hmget(request_key, ["queue", "idempotency_key"])
+        if queue is None:
+            raise RequestNotFound(request_id)
+        keys = [
+            request_key,
+            self.keys.pending(),
+            self.keys.pending(queue),
+            self.keys.expiry,
+            self.keys.history(),
+            self.keys.history(queue),
+            self.keys.events,
+        ]
+        if idempotency_key:
+            keys.append(self.keys.idempotency(idempotency_key))
+        argv = [request_id, status.value, repr(time.time()), actor, reason or "", edited, int(check_self)]
+        argv += [self.keys.decided_channel, self.settings.events_maxlen, int(self.settings.retention)]
+        argv += [EXPIRY_ACTOR, EXPIRY_REASON]
+        reply = await self._decide(keys=keys, args=argv)
+        return _decision_from_reply(reply, request_id, actor)
+
+
+class _NotDue(Exception):
+    """An expiry was asked for a request whose deadline has not passed."""
+
+
+def _decision_from_reply(reply: list[str], request_id: str, actor: str) -> Decision:
+    kind = reply[0]
+    if kind == "missing":
+        raise RequestNotFound(request_id)
+    if kind == "self":
+        raise SelfDecisionForbidden(request_id, actor)
+    if kind == "not_due":
+        raise _NotDue(request_id)
+    decision = Decision.from_message(reply[1])
+    if kind != "ok":  # "decided" (someone was first) or "late" (it had expired)
+        raise AlreadyDecided(decision)
+    return decision
+
+
+def _is_stream_id(cursor: str) -> bool:
+    millis, _, sequence = cursor.partition("-")
+    return millis.isdigit() and (sequence == "" or sequence.isdigit())

@@ -1,0 +1,177 @@
+"""Waiting for decisions as coroutines: one Pub/Sub subscription per process, a future per waiter.
+
+No lost wake-up: a waiter registers its future before it reads the request, and every subscribe
+confirmation (including the ones redis-py sends itself after a silent reconnect) re-checks every
+waited-on request in one pipelined read. A slow safety sweep re-checks too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from . import validation as check
+from .errors import AlreadyDecided, WaitTimeout
+from .models import Decision
+from .store import ApprovalStore
+
+log = logging.getLogger("approvals.waiting")
+
+RECHECK_CHUNK = 1000  # ids per pipelined re-check read
+MAX_BACKOFF = 5.0
+
+
+class DecisionWaiter:
+    """Resolves `wait()` calls from the one Pub/Sub connection of this process."""
+
+    def __init__(self, store: ApprovalStore, pubsub_redis: Redis) -> None:
+        self._store = store
+        self._redis = pubsub_redis
+        self._channel = store.keys.decided_channel
+        self._futures: dict[str, list[asyncio.Future[Decision]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._subscribed = asyncio.Event()
+        self.rechecks = 0  # re-checks started, for tests and metrics
+        self.wake_ups = 0  # futures resolved
+
+    @property
+    def waiting(self) -> int:
+        """How many requests this process is waiting on."""
+        return len(self._futures)
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Subscribe, and return once the subscription is live."""
+        self._spawn(self._listen())
+        self._spawn(self._safety_sweep())
+        await asyncio.wait_for(self._subscribed.wait(), timeout)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._redis.aclose()
+
+    async def wait(self, request_id: str, timeout: float | None = None) -> Decision:
+        """The decision on `request_id`; at the request's deadline, an expiry (a denial).
+
+        `timeout` bounds this wait only: on `WaitTimeout` the request stays pending.
+        """
+        check.request_id(request_id)
+        if timeout is not None:
+            check.seconds(timeout, "timeout")
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._futures.setdefault(request_id, []).append(future)  # before reading: no lost wake-up
+        try:
+            request = await self._store.get(request_id)
+            decision = request.decision()
+            if decision is not None:
+                return decision
+            give_up = None if timeout is None else time.monotonic() + timeout
+            while True:
+                until_expiry = request.expires_at - time.time()
+                until_give_up = math.inf if give_up is None else give_up - time.monotonic()
+                await asyncio.wait([future], timeout=max(0.001, min(until_expiry, until_give_up)))
+                if future.done():
+                    return future.result()
+                if until_give_up < until_expiry:
+                    raise WaitTimeout(request_id, timeout or 0.0)
+                decision = await self._expire(request_id)
+                if decision is not None:
+                    return decision
+        finally:
+            self._forget(request_id, future)
+
+    async def _expire(self, request_id: str) -> Decision | None:
+        """At the deadline, expire the request ourselves rather than rely on a sweeper."""
+        try:
+            return await self._store.expire(request_id)
+        except AlreadyDecided as error:
+            return error.decision
+
+    def _forget(self, request_id: str, future: asyncio.Future[Decision]) -> None:
+        futures = self._futures.get(request_id)
+        if futures is None:
+            return
+        with contextlib.suppress(ValueError):
+            futures.remove(future)
+        if not futures:
+            del self._futures[request_id]
+
+    def _resolve(self, decision: Decision) -> None:
+        for future in self._futures.get(decision.request_id, ()):
+            if not future.done():
+                future.set_result(decision)
+                self.wake_ups += 1
+
+    def _on_message(self, payload: str) -> None:
+        request_id, _, _ = payload.partition("\n")
+        if request_id in self._futures:  # other processes' decisions cost only this lookup
+            self._resolve(Decision.from_message(payload))
+
+    # -- background tasks --------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    backoff = 0.05
+                    if message["type"] == "message":
+                        self._on_message(message["data"])
+                    elif message["type"] == "subscribe":
+                        # First subscription or redis-py's silent re-subscription after a reconnect:
+                        # decisions published while we were not listening are found by reading.
+                        self._subscribed.set()
+                        self._spawn(self.recheck())
+            except (RedisError, OSError) as error:
+                log.warning("approvals: Pub/Sub connection lost (%s); reconnecting in %.2f s", error, backoff)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _safety_sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._store.settings.safety_sweep_interval)
+            await self.recheck()
+
+    async def recheck(self, request_ids: Iterable[str] | None = None, attempts: int = 8) -> None:
+        """Read the waited-on requests (all, by default) and resolve those that were decided.
+
+        Retries with backoff while Redis is still coming back; the safety sweep covers the rest.
+        """
+        self.rechecks += 1
+        ids = list(self._futures if request_ids is None else request_ids)
+        for start in range(0, len(ids), RECHECK_CHUNK):
+            chunk = ids[start : start + RECHECK_CHUNK]
+            for attempt in range(attempts):
+                try:
+                    decisions = await self._store.decisions(chunk)
+                    break
+                except (RedisError, OSError) as error:
+                    log.warning("approvals: re-check of waiting requests failed (%s); retrying", error)
+                    await asyncio.sleep(min(0.05 * 2**attempt, MAX_BACKOFF))
+            else:
+                return
+            for decision in decisions.values():
+                self._resolve(decision)
