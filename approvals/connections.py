@@ -46,7 +46,7 @@ def command_client(settings: Settings) -> Redis:
     }
     if settings.redis_url is None:
         return _embedded_client(BlockingConnectionPool, options)
-    return Redis(connection_pool=BlockingConnectionPool.from_url(settings.redis_url, **options))
+    return Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url, **options))
 
 
 def pubsub_client(settings: Settings) -> Redis:
@@ -67,7 +67,7 @@ def pubsub_client(settings: Settings) -> Redis:
     }
     if settings.redis_url is None:
         return _embedded_client(BlockingConnectionPool, options)
-    return Redis(connection_pool=BlockingConnectionPool.from_url(settings.redis_url, **options))
+    return Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url, **options))
 
 
 def _embedded_client(pool_class: type[BlockingConnectionPool], options: dict[str, Any]) -> Redis:

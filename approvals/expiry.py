@@ -6,13 +6,13 @@ Any number of processes may sweep at once: the decide script lets exactly one of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.exceptions import RedisError
 
 from .models import Decision
 from .store import ApprovalStore
+from .tasks import BackgroundTasks
 
 log = logging.getLogger("approvals.expiry")
 
@@ -23,18 +23,14 @@ class ExpirySweeper:
     def __init__(self, store: ApprovalStore, interval: float | None = None) -> None:
         self._store = store
         self._interval = store.settings.expiry_sweep_interval if interval is None else interval
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = BackgroundTasks()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        if not self._tasks:
+            self._tasks.spawn(self._run())
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.aclose()
 
     async def sweep(self) -> list[Decision]:
         """Expire everything overdue now, in batches; returns the expiries made."""

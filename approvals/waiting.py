@@ -12,8 +12,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,8 +22,11 @@ from . import validation as check
 from .errors import AlreadyDecided, WaitTimeout
 from .models import Decision
 from .store import ApprovalStore
+from .tasks import BackgroundTasks
 
 log = logging.getLogger("approvals.waiting")
+
+T = TypeVar("T")
 
 RECHECK_CHUNK = 1000  # ids per pipelined re-check read
 MAX_BACKOFF = 5.0
@@ -37,7 +40,7 @@ class DecisionWaiter:
         self._redis = pubsub_redis
         self._channel = store.keys.decided_channel
         self._futures: dict[str, list[asyncio.Future[Decision]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._subscribed = asyncio.Event()
         self.rechecks = 0  # re-checks started, for tests and metrics
         self.wake_ups = 0  # futures resolved
@@ -49,15 +52,12 @@ class DecisionWaiter:
 
     async def start(self, timeout: float = 10.0) -> None:
         """Subscribe, and return once the subscription is live."""
-        self._spawn(self._listen())
-        self._spawn(self._safety_sweep())
+        self._tasks.spawn(self._listen())
+        self._tasks.spawn(self._safety_sweep())
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
         await self._redis.aclose()
 
     async def wait(self, request_id: str, timeout: float | None = None) -> Decision:
@@ -71,7 +71,7 @@ class DecisionWaiter:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._futures.setdefault(request_id, []).append(future)  # before reading: no lost wake-up
         try:
-            request = await self._store.get(request_id)
+            request = await _retrying(lambda: self._store.get(request_id))
             decision = request.decision()
             if decision is not None:
                 return decision
@@ -93,7 +93,7 @@ class DecisionWaiter:
     async def _expire(self, request_id: str) -> Decision | None:
         """At the deadline, expire the request ourselves rather than rely on a sweeper."""
         try:
-            return await self._store.expire(request_id)
+            return await _retrying(lambda: self._store.expire(request_id))
         except AlreadyDecided as error:
             return error.decision
 
@@ -119,11 +119,6 @@ class DecisionWaiter:
 
     # -- background tasks --------------------------------------------------------------------------
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _listen(self) -> None:
         backoff = 0.05
         while True:
@@ -141,7 +136,7 @@ class DecisionWaiter:
                         # First subscription or redis-py's silent re-subscription after a reconnect:
                         # decisions published while we were not listening are found by reading.
                         self._subscribed.set()
-                        self._spawn(self.recheck())
+                        self._tasks.spawn(self.recheck())
             except (RedisError, OSError) as error:
                 log.warning("approvals: Pub/Sub connection lost (%s); reconnecting in %.2f s", error, backoff)
             finally:
@@ -175,3 +170,15 @@ class DecisionWaiter:
                 return
             for decision in decisions.values():
                 self._resolve(decision)
+
+
+async def _retrying(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a read or write for a waiter; Redis being away for a while must not fail the wait."""
+    backoff = 0.05
+    while True:
+        try:
+            return await operation()
+        except (RedisError, OSError) as error:
+            log.debug("approvals: waiter could not reach Redis (%s); retrying in %.2f s", error, backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)

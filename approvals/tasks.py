@@ -1,0 +1,34 @@
+"""Background tasks that belong to an object: started by it, cancelled and awaited when it closes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+
+class BackgroundTasks:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Cancel every task and wait until all have ended.
+
+        Cancels again until each task is done: Python 3.11's `asyncio.wait_for` (used inside redis-py)
+        can swallow a cancellation that arrives as the awaited operation completes.
+        """
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+        self._tasks.clear()
+
+    def __len__(self) -> int:
+        return len(self._tasks)

@@ -1,0 +1,113 @@
+"""Waiting on a real Redis: wake-ups, decisions that came first, killed and re-made Pub/Sub connections."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from approvals import ApprovalClient, Settings, Status, WaitTimeout
+from tests.conftest import ClientFactory, until
+
+
+async def test_waiter_wakes_on_decision_from_another_client(make_client: ClientFactory) -> None:
+    agent = await make_client(requested_by="agent-1")
+    reviewer = await make_client()
+    request = await agent.create("deploy", {"version": "1.2"})
+    waiting = asyncio.create_task(agent.wait(request.id))
+    await until(lambda: agent.waiting == 1)
+    decided = await reviewer.store.approve(request.id, by="alice")
+    decision = await asyncio.wait_for(waiting, 5)
+    assert decision == decided
+    assert time.time() - decided.decided_at < 1.0
+    assert agent.waiting == 0
+
+
+async def test_decision_made_before_wait_starts_returns_at_once(client: ApprovalClient) -> None:
+    request = await client.create("deploy")
+    decided = await client.store.reject(request.id, by="alice", reason="frozen")
+    started = time.monotonic()
+    assert await client.wait(request.id) == decided
+    assert time.monotonic() - started < 0.5
+
+
+async def test_many_waiters_on_one_request_all_wake(client: ApprovalClient) -> None:
+    request = await client.create("deploy")
+    waiters = [asyncio.create_task(client.wait(request.id)) for _ in range(20)]
+    await until(lambda: len(client.waiter._futures.get(request.id, [])) == 20)
+    decided = await client.store.approve(request.id, by="alice")
+    assert await asyncio.gather(*waiters) == [decided] * 20
+    assert client.waiting == 0
+
+
+async def test_decision_while_pubsub_connection_is_killed_still_wakes(
+    client: ApprovalClient, settings: Settings
+) -> None:
+    requests = [await client.create("deploy", {"n": n}) for n in range(20)]
+    waiters = [asyncio.create_task(client.wait(r.id)) for r in requests]
+    await until(lambda: client.waiting == 20)
+    rechecks = client.waiter.rechecks
+    async with Redis.from_url(settings.redis_url or "") as admin:
+        killed = await admin.client_kill_filter(_type="pubsub")
+        assert killed >= 1
+        # Decided while no Pub/Sub connection exists: these messages reach nobody.
+        decisions = [await client.store.approve(r.id, by="alice") for r in requests]
+    results = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    assert results == decisions
+    assert client.waiter.rechecks > rechecks  # woken by the re-check after re-subscribing
+
+
+async def test_safety_sweep_finds_a_decision_whose_message_was_lost(
+    make_client: ClientFactory, settings: Settings
+) -> None:
+    from dataclasses import replace
+
+    client = await make_client(replace(settings, safety_sweep_interval=0.2))
+    request = await client.create("deploy")
+    waiting = asyncio.create_task(client.wait(request.id))
+    await until(lambda: client.waiting == 1)
+    # Write a decision behind the script's back, so no wake-up message is ever published.
+    await client.store.redis.hset(
+        client.store.keys.request(request.id),
+        mapping={"status": "approved", "decided_by": "alice", "decided_at": repr(time.time())},
+    )
+    decision = await asyncio.wait_for(waiting, 5)
+    assert (decision.status, decision.decided_by) == (Status.APPROVED, "alice")
+
+
+async def test_wait_timeout_leaves_the_request_pending(client: ApprovalClient) -> None:
+    request = await client.create("deploy", timeout=60)
+    with pytest.raises(WaitTimeout) as caught:
+        await client.wait(request.id, timeout=0.1)
+    assert caught.value.request_id == request.id
+    assert client.waiting == 0
+    assert (await client.get(request.id)).pending
+
+
+async def test_cancelled_waiter_is_forgotten(client: ApprovalClient) -> None:
+    request = await client.create("deploy")
+    waiting = asyncio.create_task(client.wait(request.id))
+    await until(lambda: client.waiting == 1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert client.waiting == 0
+    assert (await client.get(request.id)).pending  # a cancelled wait does not withdraw the request
+
+
+async def test_waiter_count_does_not_change_connection_count(client: ApprovalClient, settings: Settings) -> None:
+    async def connections() -> int:
+        async with Redis.from_url(settings.redis_url or "", decode_responses=True) as admin:
+            mine = [c for c in await admin.client_list() if c["name"].endswith(f":{__import__('os').getpid()}")]
+            return len(mine)
+
+    requests = await asyncio.gather(*(client.create("bulk", {"i": i}) for i in range(1000)))
+    waiters = [asyncio.create_task(client.wait(r.id)) for r in requests]
+    await until(lambda: client.waiting == 1000, timeout=20)
+    during = await connections()
+    assert during <= client.settings.pool_size + 1
+    await asyncio.gather(*(client.store.approve(r.id, by="alice") for r in requests))
+    assert all(d.approved for d in await asyncio.wait_for(asyncio.gather(*waiters), 20))
+    assert await connections() <= client.settings.pool_size + 1
