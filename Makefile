@@ -1,16 +1,20 @@
-# Everything a fresh clone needs: `make test` runs the whole suite, creating .venv on first use.
+# Everything a fresh clone needs: `make demo` and `make test`, each creating .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint bench redis-server clean
+.PHONY: demo test lint bench redis-server clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The approval loop on the embedded store: no Redis server and no API key needed.
+demo: $(STAMP)
+	$(BIN)/python -m approvals.demo $(DEMO_ARGS)
 
 # The suite needs a real redis-server binary (it starts its own on a free port unless REDIS_URL is set).
 redis-server:

@@ -1,0 +1,75 @@
+"""A console demo of the approval loop on the embedded store: no Redis server, no API key.
+
+    python -m approvals.demo [--agents 5] [--seconds 10]
+
+Agents ask for approval of varied actions and wait as coroutines; a scripted reviewer approves,
+edits, rejects or lets requests expire. The web dashboard replaces the scripted reviewer later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import Any
+
+from .client import ApprovalClient
+from .settings import Settings
+
+ACTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    ("email", "send_email", {"to": "customer@example.com", "subject": "Your refund"}),
+    ("payments", "refund", {"order": "A-1042", "amount": 129.5, "currency": "EUR"}),
+    ("ops", "restart_service", {"service": "billing-api", "region": "eu-west-1"}),
+    ("ops", "delete_files", {"paths": ["/tmp/cache/a", "/tmp/cache/b"]}),
+]
+
+
+async def agent(client: ApprovalClient, name: str, until: float) -> None:
+    step = 0
+    while time.monotonic() < until:
+        queue, action, args = random.choice(ACTIONS)
+        step += 1
+        print(f"{name:>8} asks    {action} {args} on queue {queue!r}")
+        decision = await client.request_approval(
+            action, args, queue=queue, timeout=3, agent_id=name, context={"task": f"demo task of {name}", "step": step}
+        )
+        print(f"{name:>8} resumes {decision.status.value} by {decision.decided_by}: {decision.reason or decision.args}")
+
+
+async def reviewer(client: ApprovalClient, until: float) -> None:
+    while time.monotonic() < until:
+        await asyncio.sleep(random.uniform(0.2, 1.0))
+        for request in (await client.store.list_pending(limit=5)).items:
+            choice = random.random()
+            if choice < 0.5:
+                await client.store.approve(request.id, by="demo-reviewer")
+            elif choice < 0.7:
+                edited = {**request.args, "reviewed": True}
+                await client.store.approve(request.id, by="demo-reviewer", edited_args=edited)
+            elif choice < 0.9:
+                await client.store.reject(request.id, by="demo-reviewer", reason="not during the freeze")
+            # else: leave it to expire, which the agent sees as a rejection
+
+
+async def main(agents: int, seconds: float) -> None:
+    until = time.monotonic() + seconds
+    async with ApprovalClient(Settings(expiry_sweep_interval=0.5), requested_by="demo-agents") as client:
+        review = asyncio.create_task(reviewer(client, until + 4))
+        await asyncio.gather(*(agent(client, f"agent-{n}", until) for n in range(1, agents + 1)))
+        review.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await review
+        stats = await client.store.queue_stats()
+        print("queues:", ", ".join(f"{s.queue}={s.depth} pending" for s in stats))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    asyncio.run(main(options.agents, options.seconds))
