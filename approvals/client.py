@@ -52,11 +52,15 @@ class ApprovalClient:
             await redis.aclose()
             raise StoreUnavailable(self.settings.display_url, error) from error
         self._store = ApprovalStore(redis, self.settings)
-        self._waiter = DecisionWaiter(self._store, pubsub_client(self.settings))
-        await self._waiter.start()
-        if self._sweep_expired:
-            self._sweeper = ExpirySweeper(self._store)
-            self._sweeper.start()
+        try:
+            self._waiter = DecisionWaiter(self._store, pubsub_client(self.settings))
+            await self._waiter.start()
+            if self._sweep_expired:
+                self._sweeper = ExpirySweeper(self._store)
+                self._sweeper.start()
+        except BaseException:
+            await self.aclose()
+            raise
 
     async def aclose(self) -> None:
         if self._sweeper is not None:

@@ -53,7 +53,7 @@ def pubsub_client(settings: Settings) -> Redis:
     """The client behind the one Pub/Sub connection per process.
 
     `socket_timeout=None`: redis-py's 5 s default would re-send the blocking read on a new connection.
-    The health check PINGs an idle connection so a dead one is noticed and re-made.
+    The waiter PINGs it when idle (see `DecisionWaiter`), so a silently dead connection is re-made.
     """
     options: dict[str, Any] = {
         "max_connections": 1,
@@ -63,7 +63,6 @@ def pubsub_client(settings: Settings) -> Redis:
         "socket_timeout": None,
         "socket_connect_timeout": 5.0,
         "socket_keepalive": True,
-        "health_check_interval": settings.health_check_interval,
     }
     if settings.redis_url is None:
         return _embedded_client(BlockingConnectionPool, options)

@@ -58,6 +58,8 @@ class Settings:
             raise InvalidSettings("default_queue", "use 1-64 letters, digits, '_', '.' or '-', starting alphanumeric")
         if not 1 <= self.pool_size <= 1024:
             raise InvalidSettings("pool_size", "must be between 1 and 1024")
+        if self.retention < 1:
+            raise InvalidSettings("retention", "must be at least 1 second")
         if self.events_maxlen < 1:
             raise InvalidSettings("events_maxlen", "must be at least 1")
         for name in (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -254,7 +255,7 @@ class ApprovalStore:
         if idempotency_key:
             keys.append(self.keys.idempotency(idempotency_key))
         argv = [request_id, status.value, repr(time.time()), actor, reason or "", edited, int(check_self)]
-        argv += [self.keys.decided_channel, self.settings.events_maxlen, int(self.settings.retention)]
+        argv += [self.keys.decided_channel, self.settings.events_maxlen, math.ceil(self.settings.retention)]
         argv += [EXPIRY_ACTOR, EXPIRY_REASON]
         reply = await self._decide(keys=keys, args=argv)
         return _decision_from_reply(reply, request_id, actor)

@@ -23,12 +23,10 @@ class BackgroundTasks:
         Cancels again until each task is done: Python 3.11's `asyncio.wait_for` (used inside redis-py)
         can swallow a cancellation that arrives as the awaited operation completes.
         """
-        pending = set(self._tasks)
-        while pending:
-            for task in pending:
+        while self._tasks:  # tasks may spawn tasks while they end
+            for task in self._tasks:
                 task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
-        self._tasks.clear()
+            await asyncio.wait(set(self._tasks), timeout=0.1)
 
     def __len__(self) -> int:
         return len(self._tasks)

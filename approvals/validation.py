@@ -43,6 +43,9 @@ def name(value: object, field: str) -> str:
         raise InvalidRequest(field, f"must be at most {MAX_NAME} characters")
     if _CONTROL_RE.search(value):
         raise InvalidRequest(field, "must not contain control characters")
+    if value != value.strip():
+        raise InvalidRequest(field, "must not start or end with spaces")
+    _encodable(value, field)
     return value
 
 
@@ -57,6 +60,7 @@ def action(value: object) -> str:
         raise InvalidRequest("action", f"must be at most {MAX_ACTION} characters; put details in args")
     if _CONTROL_RE.search(value):
         raise InvalidRequest("action", "must be a single line without control characters")
+    _encodable(value, "action")
     return value
 
 
@@ -69,6 +73,7 @@ def reason(value: object, field: str = "reason") -> str | None:
         raise InvalidRequest(field, f"must be at most {MAX_REASON} characters")
     if _CONTROL_BUT_WHITESPACE_RE.search(value):
         raise InvalidRequest(field, "must not contain control characters other than newlines and tabs")
+    _encodable(value, field)
     return value
 
 
@@ -77,12 +82,33 @@ def json_object(value: object, field: str) -> str:
     if not isinstance(value, Mapping):
         raise InvalidRequest(field, f"must be a mapping of names to JSON values, not {type(value).__name__}")
     try:
+        _check_keys(value)
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        size = len(encoded.encode())
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidRequest(field, f"must be JSON-serialisable ({error})") from None
-    if len(encoded.encode()) > MAX_JSON_BYTES:
+    if size > MAX_JSON_BYTES:
         raise InvalidRequest(field, f"must encode to at most {MAX_JSON_BYTES} bytes of JSON")
     return encoded
+
+
+def _check_keys(value: object) -> None:
+    """JSON would turn 1 into "1" and let {1: a, "1": b} collapse: what is reviewed must be what was sent."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"keys must be strings, not {type(key).__name__} {key!r:.40}")
+            _check_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_keys(item)
+
+
+def _encodable(value: str, field: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest(field, "must be valid Unicode text (it contains a lone surrogate)") from None
 
 
 def seconds(value: object, field: str, maximum: float = MAX_TIMEOUT) -> float:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import validation as check
-from .errors import AlreadyDecided, WaitTimeout
+from .errors import AlreadyDecided, ClientClosed, WaitTimeout
 from .models import Decision
 from .store import ApprovalStore
 from .tasks import BackgroundTasks
@@ -30,6 +32,7 @@ T = TypeVar("T")
 
 RECHECK_CHUNK = 1000  # ids per pipelined re-check read
 MAX_BACKOFF = 5.0
+SILENCE_LIMIT = 3  # health-check intervals without a word before the connection counts as dead
 
 
 class DecisionWaiter:
@@ -57,7 +60,12 @@ class DecisionWaiter:
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     async def aclose(self) -> None:
+        """Stop listening; every wait still in progress raises `ClientClosed`."""
         await self._tasks.aclose()
+        for futures in self._futures.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(ClientClosed())
         await self._redis.aclose()
 
     async def wait(self, request_id: str, timeout: float | None = None) -> Decision:
@@ -71,24 +79,23 @@ class DecisionWaiter:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._futures.setdefault(request_id, []).append(future)  # before reading: no lost wake-up
         try:
-            request = await _retrying(lambda: self._store.get(request_id))
-            decision = request.decision()
-            if decision is not None:
-                return decision
-            give_up = None if timeout is None else time.monotonic() + timeout
-            while True:
-                until_expiry = request.expires_at - time.time()
-                until_give_up = math.inf if give_up is None else give_up - time.monotonic()
-                await asyncio.wait([future], timeout=max(0.001, min(until_expiry, until_give_up)))
-                if future.done():
-                    return future.result()
-                if until_give_up < until_expiry:
-                    raise WaitTimeout(request_id, timeout or 0.0)
-                decision = await self._expire(request_id)
-                if decision is not None:
-                    return decision
+            async with asyncio.timeout(timeout):
+                return await self._wait(request_id, future)
+        except TimeoutError:
+            raise WaitTimeout(request_id, timeout or 0.0) from None
         finally:
             self._forget(request_id, future)
+
+    async def _wait(self, request_id: str, future: asyncio.Future[Decision]) -> Decision:
+        request = await _retrying(lambda: self._store.get(request_id))
+        decision = request.decision()
+        while decision is None:
+            until_expiry = request.expires_at - time.time()
+            await asyncio.wait([future], timeout=max(0.001, until_expiry))
+            if future.done():
+                return future.result()
+            decision = await self._expire(request_id)
+        return decision
 
     async def _expire(self, request_id: str) -> Decision | None:
         """At the deadline, expire the request ourselves rather than rely on a sweeper."""
@@ -125,25 +132,49 @@ class DecisionWaiter:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    backoff = 0.05
-                    if message["type"] == "message":
-                        self._on_message(message["data"])
-                    elif message["type"] == "subscribe":
-                        # First subscription or redis-py's silent re-subscription after a reconnect:
-                        # decisions published while we were not listening are found by reading.
-                        self._subscribed.set()
-                        self._tasks.spawn(self.recheck())
+                await self._read_messages(pubsub)
             except (RedisError, OSError) as error:
                 log.warning("approvals: Pub/Sub connection lost (%s); reconnecting in %.2f s", error, backoff)
+            except Exception:
+                log.exception("approvals: Pub/Sub listener failed; restarting it in %.2f s", backoff)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _read_messages(self, pubsub: PubSub) -> None:
+        """Dispatch messages until the connection fails or falls silent.
+
+        redis-py's own health check only runs before a read, so an idle half-open connection would
+        block forever: we PING when idle and re-make the connection if not even a pong comes back.
+        """
+        interval = self._store.settings.health_check_interval
+        loop = asyncio.get_running_loop()
+        last_heard = last_ping = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=interval)
+            now = loop.time()
+            if message is not None:
+                last_heard = now
+                self._on_pubsub_message(message)
+            elif now - last_heard > SILENCE_LIMIT * interval:
+                raise ConnectionError(f"no reply on the Pub/Sub connection for {now - last_heard:.1f} s")
+            if now - max(last_heard, last_ping) >= interval:
+                await pubsub.ping()
+                last_ping = now
+
+    def _on_pubsub_message(self, message: dict[str, Any]) -> None:
+        if message["type"] == "message":
+            try:
+                self._on_message(message["data"])
+            except (ValueError, KeyError, TypeError):
+                log.exception("approvals: ignored a malformed wake-up message: %.200r", message["data"])
+        elif message["type"] == "subscribe":
+            # First subscription or redis-py's silent re-subscription after a reconnect:
+            # decisions published while we were not listening are found by reading.
+            self._subscribed.set()
+            self._tasks.spawn(self.recheck())
 
     async def _safety_sweep(self) -> None:
         while True:
@@ -167,7 +198,7 @@ class DecisionWaiter:
                     log.warning("approvals: re-check of waiting requests failed (%s); retrying", error)
                     await asyncio.sleep(min(0.05 * 2**attempt, MAX_BACKOFF))
             else:
-                return
+                continue  # the safety sweep will try these again
             for decision in decisions.values():
                 self._resolve(decision)
 
@@ -178,7 +209,7 @@ async def _retrying(operation: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await operation()
-        except (RedisError, OSError) as error:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
             log.debug("approvals: waiter could not reach Redis (%s); retrying in %.2f s", error, backoff)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)

@@ -48,6 +48,7 @@ def test_empty_redis_url_means_embedded() -> None:
         ({"APPROVALS_POOL_SIZE": "2.5"}, "APPROVALS_POOL_SIZE"),
         ({"APPROVALS_DEFAULT_QUEUE": "no spaces"}, "default_queue"),
         ({"APPROVALS_PREFIX": "bad prefix"}, "prefix"),
+        ({"APPROVALS_RETENTION": "0.5"}, "retention"),
     ],
 )
 def test_bad_values_are_refused_with_the_name(environ: dict[str, str], name: str) -> None:

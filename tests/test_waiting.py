@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
 
 from approvals import ApprovalClient, Settings, Status, WaitTimeout
 from tests.conftest import ClientFactory, until
+from tests.redis_server import RedisServer
 
 
 async def test_waiter_wakes_on_decision_from_another_client(make_client: ClientFactory) -> None:
@@ -62,8 +64,6 @@ async def test_decision_while_pubsub_connection_is_killed_still_wakes(
 async def test_safety_sweep_finds_a_decision_whose_message_was_lost(
     make_client: ClientFactory, settings: Settings
 ) -> None:
-    from dataclasses import replace
-
     client = await make_client(replace(settings, safety_sweep_interval=0.2))
     request = await client.create("deploy")
     waiting = asyncio.create_task(client.wait(request.id))
@@ -111,3 +111,98 @@ async def test_waiter_count_does_not_change_connection_count(client: ApprovalCli
     await asyncio.gather(*(client.store.approve(r.id, by="alice") for r in requests))
     assert all(d.approved for d in await asyncio.wait_for(asyncio.gather(*waiters), 20))
     assert await connections() <= client.settings.pool_size + 1
+
+
+async def test_malformed_wake_up_message_does_not_stop_the_listener(client: ApprovalClient) -> None:
+    first, second = await client.create("a"), await client.create("b")
+    waiters = [asyncio.create_task(client.wait(r.id)) for r in (first, second)]
+    await until(lambda: client.waiting == 2)
+    await client.store.redis.publish(client.store.keys.decided_channel, f"{first.id}\nnot json")
+    decided = await client.store.approve(second.id, by="alice")
+    assert await asyncio.wait_for(waiters[1], 3) == decided
+    waiters[0].cancel()
+
+
+async def test_closing_the_client_ends_waits_in_progress(settings: Settings) -> None:
+    from approvals import ClientClosed
+
+    client = ApprovalClient(settings)
+    await client.start()
+    request = await client.create("deploy", timeout=3600)
+    waiting = asyncio.create_task(client.wait(request.id))
+    await until(lambda: client.waiting == 1)
+    await client.aclose()
+    with pytest.raises(ClientClosed):
+        await asyncio.wait_for(waiting, 2)
+
+
+async def test_wait_timeout_holds_while_redis_is_down(make_client: ClientFactory, redis_server: RedisServer) -> None:
+    client = await make_client(Settings(redis_url=redis_server.url, prefix="down:"))
+    request = await client.create("deploy")
+    redis_server.stop()
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout):
+        await client.wait(request.id, timeout=0.5)
+    assert time.monotonic() - started < 2
+    redis_server.start()
+
+
+async def test_silent_pubsub_connection_is_detected_and_replaced(
+    make_client: ClientFactory, settings: Settings
+) -> None:
+    """A half-open connection (a NAT that dropped it) sends no error: only the missing pong tells."""
+    async with FreezableProxy(settings.redis_url or "") as proxy:
+        client = await make_client(replace(settings, redis_url=proxy.url, health_check_interval=0.2))
+        request = await client.create("deploy")
+        waiting = asyncio.create_task(client.wait(request.id))
+        await until(lambda: client.waiting == 1)
+        proxy.freeze_existing()
+        await client.store.redis.connection_pool.disconnect()  # new command connections get through
+        decided = await client.store.approve(request.id, by="alice")
+        started = time.monotonic()
+        assert await asyncio.wait_for(waiting, 10) == decided
+        assert time.monotonic() - started < 3  # long before the 30 s safety sweep
+
+
+class FreezableProxy:
+    """A TCP proxy to Redis whose existing connections can be made to swallow all traffic."""
+
+    def __init__(self, redis_url: str) -> None:
+        target = redis_url.split("//", 1)[1].split("/", 1)[0]
+        self._host, port = target.rsplit(":", 1)
+        self._port = int(port)
+        self._frozen: set[asyncio.StreamWriter] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.url = ""
+
+    async def __aenter__(self) -> FreezableProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def freeze_existing(self) -> None:
+        self._frozen |= self._writers
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(self._host, self._port)
+        self._writers |= {writer, upstream_writer}
+        for source, sink, key in ((reader, upstream_writer, writer), (upstream_reader, writer, writer)):
+            task = asyncio.create_task(self._pump(source, sink, key))
+            self._tasks.add(task)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, key: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            if key not in self._frozen:
+                sink.write(data)
+                await sink.drain()

@@ -1,0 +1,129 @@
+"""Concurrency helpers: the sync face of async code, worker threads for sync tools, a rate limiter.
+
+Sync tools run on the runtime's own thread pool, never on the event loop and never in the loop's
+default executor (litellm uses that one; filling it stalls model calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+DEFAULT_TOOL_THREADS = 32
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_coroutine_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code.
+
+    Inside a running event loop (a notebook, or sync code called from async code) it runs on a new
+    loop in a helper thread and blocks the caller, as any sync call would.
+    """
+    if not _loop_running():
+        return asyncio.run(factory())
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="agent-runtime-sync") as pool:
+        return pool.submit(context.run, asyncio.run, factory()).result()
+
+
+_DONE = object()
+
+
+def iterate_async_sync(factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    """Iterate an async generator from sync code, on a loop of its own in a helper thread."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=64)
+    stop = threading.Event()
+
+    async def pump() -> None:
+        try:
+            async for item in factory():
+                items.put((True, item))
+                if stop.is_set():
+                    break
+        except BaseException as error:  # handed to the consumer, raised there
+            items.put((False, error))
+        else:
+            items.put((True, _DONE))
+
+    thread = threading.Thread(target=asyncio.run, args=(pump(),), name="agent-runtime-stream", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = items.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock the producer if the consumer stopped early
+            try:
+                items.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+class ThreadLimiter:
+    """A bounded pool of worker threads for sync tools."""
+
+    def __init__(self, max_threads: int = DEFAULT_TOOL_THREADS) -> None:
+        self.max_threads = max_threads
+        self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="agent-runtime-tool")
+
+    async def run(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@functools.cache
+def default_thread_limiter() -> ThreadLimiter:
+    """The process-wide pool for sync tools (one, like anyio's default limiter, but ours)."""
+    return ThreadLimiter()
+
+
+class RateLimiter:
+    """At most `requests_per_minute` calls, spaced evenly; waiting callers sleep, never block the loop.
+
+    Safe to share between agents, event loops and threads: slots are handed out under a lock.
+    """
+
+    def __init__(self, requests_per_minute: float | None) -> None:
+        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+            return slot - now
+
+    async def acquire(self) -> None:
+        if self.interval:
+            delay = self._reserve()
+            if delay > 0:
+                await asyncio.sleep(delay)

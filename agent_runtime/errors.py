@@ -1,0 +1,35 @@
+"""Errors of the agent runtime. Most are shown to the model as observations so it can correct itself."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class of errors raised by agents, tools and the executor."""
+
+
+class AgentToolCallError(AgentError, ValueError):
+    """A tool was called with arguments that do not match its `inputs`."""
+
+
+class AgentToolExecutionError(AgentError):
+    """A tool raised while running; the message is what the model sees."""
+
+
+class AgentParsingError(AgentError):
+    """The model's output could not be turned into an action (no code block, no tool call)."""
+
+
+class AgentGenerationError(AgentError):
+    """The model could not be called (network, provider error)."""
+
+
+class AgentMaxStepsError(AgentError):
+    """The run used all its steps without a final answer."""
+
+
+class InterpreterError(AgentError):
+    """Model-written code was refused or failed; the message is shown to the model as an observation."""
+
+
+class ToolDefinitionError(AgentError, TypeError):
+    """A Tool subclass or @tool function is malformed (raised when it is defined, not when called)."""

@@ -1,0 +1,53 @@
+"""Run sync code on the event loop and let it wait on awaitables, with greenlets (as SQLAlchemy does).
+
+Model-written code runs in a greenlet. When it calls an async tool, `await_only` switches back to
+the driver coroutine, which awaits the tool on the loop and switches back in with the result. No
+thread per run, and lambdas, callbacks given to built-ins, generators and class bodies all work.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import greenlet
+
+T = TypeVar("T")
+
+
+class _CodeGreenlet(greenlet.greenlet):  # type: ignore[misc]
+    def __init__(self, function: Callable[..., Any], driver: greenlet.greenlet) -> None:
+        super().__init__(function, driver)
+        self.driver = driver
+
+
+def in_code_greenlet() -> bool:
+    return isinstance(greenlet.getcurrent(), _CodeGreenlet)
+
+
+def await_only(awaitable: Awaitable[T]) -> T:
+    """From code running under `greenlet_spawn`: wait for `awaitable` on the loop and return its result."""
+    current = greenlet.getcurrent()
+    if not isinstance(current, _CodeGreenlet):
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()  # never awaited: close it rather than leak a "never awaited" warning
+        raise RuntimeError("await_only() called outside code run by greenlet_spawn()")
+    result: T = current.driver.switch(awaitable)
+    return result
+
+
+async def greenlet_spawn(function: Callable[..., T], *args: Any) -> T:
+    """Run sync `function` in a greenlet, awaiting on its behalf whatever it passes to `await_only`."""
+    code = _CodeGreenlet(function, greenlet.getcurrent())
+    result = code.switch(*args)
+    while not code.dead:
+        try:
+            value = await result
+        except BaseException:
+            # Cancellation and errors of the awaited thing surface inside the code, where they happened.
+            result = code.throw(*sys.exc_info())
+        else:
+            result = code.switch(value)
+    return result  # type: ignore[no-any-return]

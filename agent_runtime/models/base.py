@@ -1,0 +1,125 @@
+"""`Model`: the async core every model implements, with sync faces and an optional rate limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..concurrency import RateLimiter, iterate_async_sync, run_coroutine_sync
+from .messages import ChatMessage, ChatMessageStreamDelta, MessageRole, agglomerate_stream_deltas
+
+if TYPE_CHECKING:
+    from ..tools import Tool
+
+Messages = Sequence[ChatMessage | dict[str, Any]]
+
+# Roles the chat APIs know; our tool-call/tool-response steps are sent as assistant/user text.
+ROLE_CONVERSIONS = {MessageRole.TOOL_CALL: MessageRole.ASSISTANT, MessageRole.TOOL_RESPONSE: MessageRole.USER}
+
+
+class Model:
+    """Subclasses implement `_agenerate` and, for true streaming, `_agenerate_stream`.
+
+    A model holds no per-request state, so one instance can serve many concurrent agents.
+    """
+
+    def __init__(self, model_id: str | None = None, *, requests_per_minute: float | None = None, **kwargs: Any):
+        self.model_id = model_id
+        self.kwargs = kwargs  # passed to every completion call
+        self.rate_limiter = RateLimiter(requests_per_minute)
+
+    # -- async core ------------------------------------------------------------------------------
+
+    async def agenerate(
+        self,
+        messages: Messages,
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Tool] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        await self.rate_limiter.acquire()
+        request = self._request(messages, stop_sequences, response_format, tools_to_call_from, kwargs)
+        message = await self._agenerate(request)
+        return _strip_stop_sequences(message, stop_sequences)
+
+    async def agenerate_stream(
+        self,
+        messages: Messages,
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Tool] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatMessageStreamDelta]:
+        await self.rate_limiter.acquire()
+        request = self._request(messages, stop_sequences, response_format, tools_to_call_from, kwargs)
+        async for delta in self._agenerate_stream(request):
+            yield delta
+
+    async def _agenerate(self, request: dict[str, Any]) -> ChatMessage:
+        """One completion. The default joins the stream, for models that only stream."""
+        return agglomerate_stream_deltas([delta async for delta in self._agenerate_stream(request)])
+
+    async def _agenerate_stream(self, request: dict[str, Any]) -> AsyncIterator[ChatMessageStreamDelta]:
+        """Streamed completion. The default yields the whole answer as one delta."""
+        message = await self._agenerate(request)
+        yield ChatMessageStreamDelta(content=message.text or None, token_usage=message.token_usage)
+
+    def _request(
+        self,
+        messages: Messages,
+        stop_sequences: list[str] | None,
+        response_format: dict[str, Any] | None,
+        tools: list[Tool] | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {**self.kwargs, "messages": to_api_messages(messages), **kwargs}
+        if self.model_id is not None:
+            request.setdefault("model", self.model_id)
+        if stop_sequences:
+            request["stop"] = list(stop_sequences)
+        if response_format is not None:
+            request["response_format"] = response_format
+        if tools:
+            request["tools"] = [t.to_openai_schema() for t in tools]
+            request.setdefault("tool_choice", "required")
+        return request
+
+    # -- sync faces ------------------------------------------------------------------------------
+
+    def generate(self, messages: Messages, **kwargs: Any) -> ChatMessage:
+        return run_coroutine_sync(lambda: self.agenerate(messages, **kwargs))
+
+    def generate_stream(self, messages: Messages, **kwargs: Any) -> Iterator[ChatMessageStreamDelta]:
+        return iterate_async_sync(lambda: self.agenerate_stream(messages, **kwargs))
+
+    def __call__(self, messages: Messages, **kwargs: Any) -> ChatMessage:
+        return self.generate(messages, **kwargs)
+
+
+def to_api_messages(messages: Messages) -> list[dict[str, Any]]:
+    """Chat-completions messages: roles mapped, consecutive same-role text merged."""
+    result: list[dict[str, Any]] = []
+    for message in messages:
+        data = message.dict() if isinstance(message, ChatMessage) else dict(message)
+        role = MessageRole(data["role"])
+        data["role"] = ROLE_CONVERSIONS.get(role, role).value
+        if result and result[-1]["role"] == data["role"] and not data.get("tool_calls") and _is_text(data, result[-1]):
+            result[-1]["content"] = f"{result[-1]['content']}\n\n{data['content']}"
+            continue
+        result.append(data)
+    return result
+
+
+def _is_text(data: dict[str, Any], previous: dict[str, Any]) -> bool:
+    return isinstance(data.get("content"), str) and isinstance(previous.get("content"), str)
+
+
+def _strip_stop_sequences(message: ChatMessage, stop_sequences: list[str] | None) -> ChatMessage:
+    """Providers that ignore `stop` (or echo it) would leak a stop sequence into the content."""
+    if stop_sequences and isinstance(message.content, str):
+        for stop in stop_sequences:
+            index = message.content.find(stop)
+            if index >= 0:
+                message.content = message.content[:index]
+    return message
