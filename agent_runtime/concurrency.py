@@ -7,6 +7,7 @@ default executor (litellm uses that one; filling it stalls model calls).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import queue
@@ -48,38 +49,36 @@ _DONE = object()
 
 def iterate_async_sync(factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
     """Iterate an async generator from sync code, on a loop of its own in a helper thread."""
-    items: queue.Queue[Any] = queue.Queue(maxsize=64)
+    items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=64)
     stop = threading.Event()
-
-    async def pump() -> None:
-        try:
-            async for item in factory():
-                items.put((True, item))
-                if stop.is_set():
-                    break
-        except BaseException as error:  # handed to the consumer, raised there
-            items.put((False, error))
-        else:
-            items.put((True, _DONE))
-
-    thread = threading.Thread(target=asyncio.run, args=(pump(),), name="agent-runtime-stream", daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(_pump(factory, items, stop),), daemon=True)
     thread.start()
     try:
-        while True:
-            ok, item = items.get()
+        while (item := items.get())[1] is not _DONE:
+            ok, value = item
             if not ok:
-                raise item
-            if item is _DONE:
-                return
-            yield item
+                raise value
+            yield value
     finally:
         stop.set()
         while thread.is_alive():  # unblock the producer if the consumer stopped early
-            try:
+            with contextlib.suppress(queue.Empty):
                 items.get(timeout=0.05)
-            except queue.Empty:
-                pass
         thread.join()
+
+
+async def _pump(
+    factory: Callable[[], AsyncIterator[T]], items: queue.Queue[tuple[bool, Any]], stop: threading.Event
+) -> None:
+    try:
+        async for item in factory():
+            items.put((True, item))
+            if stop.is_set():
+                break
+    except BaseException as error:  # handed to the consumer, raised there
+        items.put((False, error))
+    else:
+        items.put((True, _DONE))
 
 
 class ThreadLimiter:

@@ -93,10 +93,11 @@ class Tool:
     def bind_arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Map positional and keyword arguments onto `inputs` and check their types."""
         names = list(self.inputs)
-        if len(args) == 1 and not kwargs and isinstance(args[0], dict) and len(names) != 1 and set(args[0]) <= set(names):
-            args, kwargs = (), args[0]  # tool({"a": 1, "b": 2}), as models often write
+        if len(args) == 1 and not kwargs and _is_argument_dict(args[0], names):
+            kwargs, args = args[0], ()  # tool({"a": 1, "b": 2}), as models often write
         if len(args) > len(names):
-            raise AgentToolCallError(f"{self.name}() takes {len(names)} argument(s) ({', '.join(names)}), got {len(args)}")
+            expected = f"{len(names)} argument(s) ({', '.join(names)})"
+            raise AgentToolCallError(f"{self.name}() takes {expected}, got {len(args)}")
         bound = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
             if key in bound:
@@ -125,17 +126,28 @@ class Tool:
                 properties[name].pop("type")
         required = [name for name, spec in self.inputs.items() if not spec.get("nullable")]
         parameters = {"type": "object", "properties": properties, "required": required}
-        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": parameters},
+        }
 
     def to_code_prompt(self) -> str:
         """How the tool looks to a CodeAgent: a Python signature with its docstring."""
         arguments = ", ".join(f"{name}: {spec.get('type')}" for name, spec in self.inputs.items())
         docs = "\n".join(f"        {name}: {spec.get('description', '')}" for name, spec in self.inputs.items())
-        body = f'    """{self.description}\n\n    Args:\n{docs}\n    """' if self.inputs else f'    """{self.description}"""'
+        body = (
+            f'    """{self.description}\n\n    Args:\n{docs}\n    """'
+            if self.inputs
+            else f'    """{self.description}"""'
+        )
         return f"def {self.name}({arguments}) -> {self.output_type}:\n{body}"
 
     def __repr__(self) -> str:
         return f"<Tool {self.name}>"
+
+
+def _is_argument_dict(value: Any, names: list[str]) -> bool:
+    return isinstance(value, dict) and len(names) != 1 and bool(value) and set(value) <= set(names)
 
 
 def _check_type(tool: str, name: str, value: Any, spec: Mapping[str, Any]) -> None:
@@ -191,15 +203,13 @@ def tool(function: Callable[..., Any]) -> Tool:
         inputs[name] = spec
     output_type = _json_type(hints["return"], function.__name__, "return")[0] if "return" in hints else "any"
 
-    if inspect.iscoroutinefunction(function):
+    async def forward_async(self: Tool, **kwargs: Any) -> Any:
+        return await function(**kwargs)
 
-        async def forward(self: Tool, **kwargs: Any) -> Any:
-            return await function(**kwargs)
-    else:
+    def forward_sync(self: Tool, **kwargs: Any) -> Any:
+        return function(**kwargs)
 
-        def forward(self: Tool, **kwargs: Any) -> Any:
-            return function(**kwargs)
-
+    forward = forward_async if inspect.iscoroutinefunction(function) else forward_sync
     attributes = {
         "name": function.__name__,
         "description": description,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+JsonDict = dict[str, Any]
+
 
 class MessageRole(StrEnum):
     USER = "user"
@@ -56,7 +58,7 @@ class ChatMessageToolCall:
     function: ChatMessageToolCallFunction
     type: str = "function"
 
-    def dict(self) -> dict[str, Any]:
+    def dict(self) -> JsonDict:
         arguments = self.function.arguments
         return {
             "id": self.id,
@@ -71,7 +73,7 @@ class ChatMessageToolCall:
 @dataclass(slots=True)
 class ChatMessage:
     role: MessageRole | str
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[JsonDict] | None = None
     tool_calls: list[ChatMessageToolCall] | None = None
     raw: Any = None
     token_usage: TokenUsage | None = None
@@ -85,14 +87,14 @@ class ChatMessage:
             return self.content
         return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
 
-    def dict(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": str(self.role), "content": self.content}
+    def dict(self) -> JsonDict:
+        message: JsonDict = {"role": str(self.role), "content": self.content}
         if self.tool_calls:
             message["tool_calls"] = [call.dict() for call in self.tool_calls]
         return message
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChatMessage:
+    def from_dict(cls, data: JsonDict) -> ChatMessage:
         calls = [
             ChatMessageToolCall(
                 id=call.get("id", ""),

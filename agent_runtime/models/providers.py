@@ -27,7 +27,11 @@ class LiteLLMModel(Model):
     """Any provider litellm supports: `LiteLLMModel("anthropic/claude-sonnet-4", api_key=...)`."""
 
     def __init__(
-        self, model_id: str = "openai/gpt-4o-mini", api_base: str | None = None, api_key: str | None = None, **kwargs: Any
+        self,
+        model_id: str = "openai/gpt-4o-mini",
+        api_base: str | None = None,
+        api_key: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(model_id, **kwargs)
         self.api_base = api_base
@@ -52,7 +56,11 @@ class LiteLLMRouterModel(LiteLLMModel):
     """A litellm Router over several deployments: `model_id` names a `model_name` of `model_list`."""
 
     def __init__(
-        self, model_id: str, model_list: list[dict[str, Any]], client_kwargs: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        model_id: str,
+        model_list: list[dict[str, Any]],
+        client_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(model_id, **kwargs)
         self.model_list = model_list
@@ -141,7 +149,12 @@ class InferenceClientModel(Model):
         **kwargs: Any,
     ) -> None:
         super().__init__(model_id, **kwargs)
-        self.client_kwargs = {"model": model_id, "provider": provider, "token": token, "timeout": timeout}
+        self.client_kwargs: dict[str, Any] = {
+            "model": model_id,
+            "provider": provider,
+            "token": token,
+            "timeout": timeout,
+        }
         self.client_kwargs.update(client_kwargs or {})
         self._clients: PerLoopClient[Any] = PerLoopClient(self._make_client)
 

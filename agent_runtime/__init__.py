@@ -1,0 +1,64 @@
+"""An async-first agent runtime with the smolagents API: tools, models, CodeAgent, ToolCallingAgent."""
+
+from .agents import CodeAgent, MultiStepAgent, ToolCallingAgent
+from .context import RunContext, get_run_context
+from .errors import (
+    AgentError,
+    AgentGenerationError,
+    AgentMaxStepsError,
+    AgentParsingError,
+    AgentToolCallError,
+    AgentToolExecutionError,
+    InterpreterError,
+    ToolDefinitionError,
+)
+from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep, ToolCall
+from .models import (
+    AzureOpenAIServerModel,
+    ChatMessage,
+    ChatMessageStreamDelta,
+    InferenceClientModel,
+    LiteLLMModel,
+    LiteLLMRouterModel,
+    MessageRole,
+    Model,
+    OpenAIServerModel,
+    ScriptedModel,
+)
+from .tools import FinalAnswerTool, Tool, tool
+
+__all__ = [
+    "ActionStep",
+    "AgentError",
+    "AgentGenerationError",
+    "AgentMaxStepsError",
+    "AgentMemory",
+    "AgentParsingError",
+    "AgentToolCallError",
+    "AgentToolExecutionError",
+    "AzureOpenAIServerModel",
+    "ChatMessage",
+    "ChatMessageStreamDelta",
+    "CodeAgent",
+    "FinalAnswerStep",
+    "FinalAnswerTool",
+    "InferenceClientModel",
+    "InterpreterError",
+    "LiteLLMModel",
+    "LiteLLMRouterModel",
+    "MessageRole",
+    "Model",
+    "MultiStepAgent",
+    "OpenAIServerModel",
+    "PlanningStep",
+    "RunContext",
+    "ScriptedModel",
+    "SystemPromptStep",
+    "TaskStep",
+    "Tool",
+    "ToolCall",
+    "ToolCallingAgent",
+    "ToolDefinitionError",
+    "get_run_context",
+    "tool",
+]

@@ -1,0 +1,394 @@
+"""Agents: `CodeAgent` and `ToolCallingAgent`, async-first, with `arun` and a sync `run` over it.
+
+Every run has its own `RunState` (memory, step number, state, executor): concurrent `arun` calls
+on one agent instance never see each other's steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, overload
+
+from . import prompts
+from .concurrency import iterate_async_sync, run_coroutine_sync
+from .context import RunContext, current_run
+from .errors import AgentError, AgentGenerationError, AgentParsingError, AgentToolCallError, AgentToolExecutionError
+from .executor import LocalPythonExecutor, parse_code_blobs
+from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep, ToolCall
+from .models import ChatMessage, ChatMessageStreamDelta, Model, agglomerate_stream_deltas
+from .tools import FinalAnswerTool, Tool
+
+T = TypeVar("T")
+StreamEvent = PlanningStep | ActionStep | FinalAnswerStep | ChatMessageStreamDelta
+Callback = Callable[..., Any]
+
+
+@dataclass
+class RunState:
+    """Everything one run owns."""
+
+    run_id: str
+    task: str
+    memory: AgentMemory
+    state: dict[str, Any] = field(default_factory=dict)
+    step_number: int = 1
+    executor: LocalPythonExecutor | None = None
+    context: RunContext | None = None
+
+
+class MultiStepAgent:
+    """The step loop shared by both agents: plan (optionally), act, observe, until a final answer."""
+
+    def __init__(
+        self,
+        tools: Sequence[Tool],
+        model: Model,
+        *,
+        instructions: str | None = None,
+        max_steps: int = 20,
+        planning_interval: int | None = None,
+        step_callbacks: Sequence[Callback] | dict[type, Sequence[Callback]] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        stream_outputs: bool = False,
+    ) -> None:
+        self.tools: dict[str, Tool] = {t.name: t for t in tools}
+        self.tools.setdefault("final_answer", FinalAnswerTool())
+        self.model = model
+        self.instructions = instructions or ""
+        self.max_steps = max_steps
+        self.planning_interval = planning_interval
+        self.name = name or type(self).__name__
+        self.description = description
+        self.stream_outputs = stream_outputs
+        self._callbacks = _callbacks_by_type(step_callbacks)
+        self._last_run: RunState | None = None
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def memory(self) -> AgentMemory:
+        """The memory of the most recently started run."""
+        if self._last_run is None:
+            return AgentMemory(SystemPromptStep(self.system_prompt()))
+        return self._last_run.memory
+
+    @property
+    def step_number(self) -> int:
+        return 0 if self._last_run is None else self._last_run.step_number
+
+    @overload
+    def arun(
+        self, task: str, *, stream: Literal[False] = ..., reset: bool = ..., max_steps: int | None = ...,
+        additional_args: dict[str, Any] | None = ..., run_id: str | None = ...,
+    ) -> Awaitable[Any]: ...  # fmt: skip
+
+    @overload
+    def arun(
+        self, task: str, *, stream: Literal[True], reset: bool = ..., max_steps: int | None = ...,
+        additional_args: dict[str, Any] | None = ..., run_id: str | None = ...,
+    ) -> AsyncIterator[StreamEvent]: ...  # fmt: skip
+
+    def arun(
+        self,
+        task: str,
+        *,
+        stream: bool = False,
+        reset: bool = True,
+        max_steps: int | None = None,
+        additional_args: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Awaitable[Any] | AsyncIterator[StreamEvent]:
+        """`await agent.arun(task)` gives the final answer; `async for step in agent.arun(task, stream=True)`
+        gives planning, action and final-answer steps (and model deltas with `stream_outputs=True`)."""
+        run = self._new_run(task, reset, additional_args or {}, run_id)
+        events = self._run(run, max_steps or self.max_steps)
+        return events if stream else _final_output(events)
+
+    def run(self, task: str, *, stream: bool = False, **kwargs: Any) -> Any:
+        """Sync face of `arun`. Called inside a running event loop, it blocks the caller, as sync code does."""
+        if stream:
+            return iterate_async_sync(lambda: self.arun(task, stream=True, **kwargs))
+        return run_coroutine_sync(lambda: _awaited(self.arun(task, **kwargs)))
+
+    def __call__(self, task: str, **kwargs: Any) -> Any:
+        return self.run(task, **kwargs)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def system_prompt(self) -> str:
+        raise NotImplementedError
+
+    def _new_run(self, task: str, reset: bool, additional_args: dict[str, Any], run_id: str | None) -> RunState:
+        previous = None if reset else self._last_run
+        memory = previous.memory if previous else AgentMemory(SystemPromptStep(self.system_prompt()))
+        if additional_args:
+            task += f"\nYou have been provided with these additional arguments: {list(additional_args)}."
+        run = RunState(
+            run_id=run_id or uuid.uuid4().hex,
+            task=task,
+            memory=memory,
+            state={**(previous.state if previous else {}), **additional_args},
+            step_number=previous.step_number if previous else 1,
+            executor=previous.executor if previous else None,
+        )
+        run.context = RunContext(self.name, run.run_id, task, memory)
+        self._last_run = run
+        return run
+
+    async def _run(self, run: RunState, max_steps: int) -> AsyncIterator[StreamEvent]:
+        run.memory.steps.append(TaskStep(run.task))
+        for _ in range(max_steps):
+            if self._planning_due(run):
+                async for event in self._plan(run):
+                    yield event
+            step = ActionStep(step_number=run.step_number)
+            try:
+                async for delta in self._step(run, step):
+                    yield delta
+            except AgentError as error:
+                step.error = error
+            step.timing.stop()
+            run.memory.steps.append(step)
+            await self._call_back(step)
+            yield step
+            if step.is_final_answer:
+                break
+            run.step_number += 1
+        else:
+            step = await self._answer_after_max_steps(run)
+            await self._call_back(step)
+            yield step
+        final = FinalAnswerStep(run.memory.steps[-1].action_output)  # type: ignore[union-attr]
+        await self._call_back(final)
+        yield final
+
+    def _planning_due(self, run: RunState) -> bool:
+        interval = self.planning_interval
+        return bool(interval) and (run.step_number - 1) % interval == 0  # type: ignore[operator]
+
+    async def _plan(self, run: RunState) -> AsyncIterator[StreamEvent]:
+        tools = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
+        first = not any(isinstance(s, PlanningStep) for s in run.memory.steps)
+        if first:
+            messages = [_user(prompts.INITIAL_PLAN.format(task=run.task, tools=tools))]
+        else:
+            update = prompts.UPDATE_PLAN.format(step=run.step_number - 1, task=run.task)
+            messages = [*run.memory.to_messages(summary_mode=False), _user(update)]
+        deltas: list[ChatMessageStreamDelta] = []
+        async for delta in self._generate_stream(messages):
+            deltas.append(delta)
+            if self.stream_outputs:
+                yield delta
+        output = agglomerate_stream_deltas(deltas)
+        step = PlanningStep(output.text, messages, output, token_usage=output.token_usage)
+        step.timing.stop()
+        run.memory.steps.append(step)
+        await self._call_back(step)
+        yield step
+
+    async def _answer_after_max_steps(self, run: RunState) -> ActionStep:
+        step = ActionStep(step_number=run.step_number, is_final_answer=True)
+        messages = [*run.memory.to_messages(), _user(prompts.FINAL_ANSWER.format(task=run.task))]
+        output = await self._generate(messages)
+        step.model_input_messages, step.model_output_message = messages, output
+        step.model_output = step.action_output = output.text
+        step.timing.stop()
+        run.memory.steps.append(step)
+        return step
+
+    def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
+        """One action: an async generator of model deltas that fills in `step`."""
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _model_output(
+        self, messages: list[ChatMessage], step: ActionStep, **kwargs: Any
+    ) -> AsyncIterator[ChatMessageStreamDelta]:
+        """Call the model for an action step; streams deltas out when `stream_outputs` is on."""
+        step.model_input_messages = messages
+        if self.stream_outputs:
+            deltas: list[ChatMessageStreamDelta] = []
+            async for delta in self._generate_stream(messages, **kwargs):
+                deltas.append(delta)
+                yield delta
+            output = agglomerate_stream_deltas(deltas)
+        else:
+            output = await self._generate(messages, **kwargs)
+        step.model_output_message = output
+        step.model_output = output.text
+        step.token_usage = output.token_usage
+
+    async def _generate(self, messages: list[ChatMessage], **kwargs: Any) -> ChatMessage:
+        try:
+            return await self.model.agenerate(messages, **kwargs)
+        except AgentError:
+            raise
+        except Exception as error:
+            raise AgentGenerationError(f"Error in generating model output: {error}") from error
+
+    async def _generate_stream(
+        self, messages: list[ChatMessage], **kwargs: Any
+    ) -> AsyncIterator[ChatMessageStreamDelta]:
+        try:
+            async for delta in self.model.agenerate_stream(messages, **kwargs):
+                yield delta
+        except AgentError:
+            raise
+        except Exception as error:
+            raise AgentGenerationError(f"Error in generating model output: {error}") from error
+
+    async def _in_context(self, run: RunState, step: ActionStep, awaitable: Awaitable[T]) -> T:
+        """Run tools with this run's context visible to them (set and reset within one await)."""
+        assert run.context is not None
+        run.context.start_step(step.step_number)
+        token = current_run.set(run.context)
+        try:
+            return await awaitable
+        finally:
+            current_run.reset(token)
+
+    async def _call_back(self, step: Any) -> None:
+        for kind, callbacks in self._callbacks.items():
+            if isinstance(step, kind):
+                for callback, wants_agent in callbacks:
+                    result = callback(step, agent=self) if wants_agent else callback(step)
+                    if inspect.isawaitable(result):
+                        await result
+
+
+class CodeAgent(MultiStepAgent):
+    """Acts by writing Python that calls tools (without `await`); runs it on the event loop."""
+
+    def __init__(
+        self,
+        tools: Sequence[Tool],
+        model: Model,
+        *,
+        additional_authorized_imports: Sequence[str] = (),
+        max_operations: int | None = None,
+        executor_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.additional_authorized_imports = list(additional_authorized_imports)
+        self.executor_options: dict[str, Any] = {"additional_authorized_imports": self.additional_authorized_imports}
+        if max_operations is not None:
+            self.executor_options["max_operations"] = max_operations
+        if executor_timeout is not None:
+            self.executor_options["timeout_seconds"] = executor_timeout
+        super().__init__(tools, model, **kwargs)
+
+    def system_prompt(self) -> str:
+        executor = LocalPythonExecutor(self.additional_authorized_imports)
+        return prompts.CODE_AGENT_SYSTEM.format(
+            tools="\n\n".join(t.to_code_prompt() for t in self.tools.values()),
+            imports=", ".join(executor.authorized_imports),
+            instructions=self.instructions,
+        )
+
+    def _new_run(self, task: str, reset: bool, additional_args: dict[str, Any], run_id: str | None) -> RunState:
+        run = super()._new_run(task, reset, additional_args, run_id)
+        if run.executor is None:
+            run.executor = LocalPythonExecutor(**self.executor_options)
+            run.executor.send_tools(self.tools)
+        run.executor.send_variables(run.state)
+        return run
+
+    async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
+        async for delta in self._model_output(run.memory.to_messages(), step, stop_sequences=["Observation:"]):
+            yield delta
+        code = parse_code_blobs(step.model_output or "")
+        step.code_action = code
+        step.tool_calls = [ToolCall("python_interpreter", code, f"call_{step.step_number}")]
+        assert run.executor is not None
+        result = await self._in_context(run, step, run.executor.arun(code))
+        shown = (
+            ""
+            if result.output is None or result.is_final_answer
+            else f"\nLast output from code snippet:\n{result.output}"
+        )
+        step.observations = f"Execution logs:\n{result.logs}{shown}"
+        step.action_output = result.output
+        step.is_final_answer = result.is_final_answer
+
+
+class ToolCallingAgent(MultiStepAgent):
+    """Acts through the model's native tool calls; the calls of one step run concurrently."""
+
+    def system_prompt(self) -> str:
+        tools = "\n".join(f"- {t.name}: {t.description} Inputs: {json.dumps(t.inputs)}" for t in self.tools.values())
+        return prompts.TOOL_CALLING_SYSTEM.format(tools=tools, instructions=self.instructions)
+
+    async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
+        tools = list(self.tools.values())
+        async for delta in self._model_output(run.memory.to_messages(), step, tools_to_call_from=tools):
+            yield delta
+        calls = (step.model_output_message.tool_calls if step.model_output_message else None) or []
+        if not calls:
+            raise AgentParsingError("The model called no tool. Call a tool, or call final_answer with your answer.")
+        step.tool_calls = [ToolCall(c.function.name, c.function.parsed_arguments(), c.id) for c in calls]
+        results = await self._in_context(run, step, asyncio.gather(*(self._execute(c) for c in step.tool_calls)))
+        lines = [f"[{call.name}] {result}" if len(results) > 1 else str(result) for call, result in zip(
+            step.tool_calls, (r for _, r in results), strict=True)]  # fmt: skip
+        step.observations = "\n".join(lines)
+        finals = [value for (is_final, value) in results if is_final]
+        if finals:
+            step.action_output, step.is_final_answer = finals[0], True
+
+    async def _execute(self, call: ToolCall) -> tuple[bool, Any]:
+        """(is this the final answer, result or error text): one failing call does not sink the others."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return False, f"Error: unknown tool {call.name!r}; use one of {sorted(self.tools)}"
+        try:
+            if isinstance(call.arguments, dict):
+                result = await tool.acall(**call.arguments)
+            else:
+                result = await tool.acall(call.arguments)
+        except AgentToolCallError as error:
+            return False, f"Error: {error}"
+        except Exception as error:
+            return False, f"Error: {AgentToolExecutionError(f'{call.name} failed: {type(error).__name__}: {error}')}"
+        return call.name == "final_answer", result
+
+
+async def _final_output(events: AsyncIterator[StreamEvent]) -> Any:
+    output = None
+    async for event in events:
+        if isinstance(event, FinalAnswerStep):
+            output = event.output
+    return output
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _user(text: str) -> ChatMessage:
+    return ChatMessage("user", [{"type": "text", "text": text}])
+
+
+def _callbacks_by_type(
+    callbacks: Sequence[Callback] | dict[type, Sequence[Callback]] | None,
+) -> dict[type, list[tuple[Callback, bool]]]:
+    if callbacks is None:
+        return {}
+    by_type = callbacks if isinstance(callbacks, dict) else {ActionStep: list(callbacks)}
+    return {kind: [(cb, _accepts_agent(cb)) for cb in cbs] for kind, cbs in by_type.items()}
+
+
+def _accepts_agent(callback: Callback) -> bool:
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "agent" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+__all__ = ["CodeAgent", "MultiStepAgent", "RunState", "ToolCallingAgent"]
