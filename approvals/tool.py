@@ -1,0 +1,141 @@
+"""Approvals inside agents: `HumanApprovalTool`, and `require_approval` to guard any tool.
+
+Both ask through an `ApprovalClient` and await the decision as a coroutine. Inside an agent run the
+idempotency key is `run:step:call`, so a re-run of the same run attaches to the request it already
+made instead of asking twice; reviewers see the agent, run, task and recent steps as context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any, ClassVar
+
+from agent_runtime import Tool
+from agent_runtime.context import get_run_context
+
+from .client import ApprovalClient
+from .models import Decision
+
+_default_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ApprovalClient] = weakref.WeakKeyDictionary()
+_default_client_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def default_client() -> ApprovalClient:
+    """The process's shared client for this event loop, from the environment, started on first use.
+
+    One per loop keeps one Pub/Sub connection for every waiting agent; close it with
+    `close_default_client()` before the loop ends.
+    """
+    loop = asyncio.get_running_loop()
+    lock = _default_client_locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        client = _default_clients.get(loop)
+        if client is None:
+            client = ApprovalClient(requested_by="agent")
+            await client.start()
+            _default_clients[loop] = client
+        return client
+
+
+async def close_default_client() -> None:
+    client = _default_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def request_context() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(create() keyword arguments, context) for a request made from inside an agent run."""
+    run = get_run_context()
+    if run is None:
+        return {}, {}
+    context = {
+        "agent": run.agent_name,
+        "run_id": run.run_id,
+        "task": run.task,
+        "step": run.step_number,
+        "recent_steps": run.recent_steps(),
+    }
+    return {"agent_id": run.agent_name, "run_id": run.run_id, "idempotency_key": run.next_call_key()}, context
+
+
+class _Asks:
+    """What both approval tools share: which client, queue and deadline, and how to ask."""
+
+    def __init__(self, client: ApprovalClient | None, queue: str | None, timeout: float | None) -> None:
+        self._client = client
+        self.queue = queue
+        self.timeout = timeout
+
+    async def ask(self, action: str, args: dict[str, Any]) -> Decision:
+        client = self._client or await default_client()
+        identity, context = request_context()
+        return await client.request_approval(
+            action, args, queue=self.queue, timeout=self.timeout, context=context, **identity
+        )
+
+
+class HumanApprovalTool(Tool):
+    """Ask a human to approve an action before the agent does it."""
+
+    name = "human_approval"
+    description = (
+        "Ask a human reviewer to approve an action before you take it. Describe the exact action. "
+        "Returns 'approved: <action>', 'approved with changes: <action as edited>' (do the edited action), "
+        "or 'rejected: <reason>' (do not take the action)."
+    )
+    inputs: ClassVar[dict[str, dict[str, Any]]] = {
+        "action": {"type": "string", "description": "The exact action you want to take, with its details"}
+    }
+    output_type = "string"
+
+    def __init__(
+        self, client: ApprovalClient | None = None, *, queue: str | None = "default", timeout: float | None = None
+    ) -> None:
+        super().__init__()
+        self._asks = _Asks(client, queue, timeout)
+
+    async def forward(self, action: str) -> str:
+        decision = await self._asks.ask(action, {"action": action})
+        if not decision.approved:
+            return f"rejected: {decision.reason or decision.status.value}"
+        if decision.edited:
+            return f"approved with changes: {decision.args.get('action', action)}"
+        return f"approved: {action}"
+
+
+class _ApprovalRequired(Tool):
+    """A tool whose every call is first approved by a human, with the exact arguments."""
+
+    wrapped: ClassVar[Tool]
+
+    def __init__(self, asks: _Asks) -> None:
+        super().__init__()
+        self._asks = asks
+
+    async def forward(self, **arguments: Any) -> Any:
+        decision = await self._asks.ask(self.name, arguments)
+        if not decision.approved:
+            # A plain observation, not an error: an error would make the model retry the same call.
+            status = decision.status.value
+            return f"The reviewer did not approve this {self.name} call ({status}): {decision.reason}"
+        return await self.wrapped.acall(**decision.args)
+
+
+def require_approval(
+    tool: Tool, *, client: ApprovalClient | None = None, queue: str | None = "default", timeout: float | None = None
+) -> Tool:
+    """`tool`, changed so that each call becomes an approval request carrying its exact arguments.
+
+    On approval the tool runs with the approved arguments (the reviewer's edits, if any); on
+    rejection or expiry the model gets a plain observation with the reason.
+    """
+    attributes = {
+        "name": tool.name,
+        "description": f"{tool.description} (Each call waits for a human reviewer's approval.)",
+        "inputs": tool.inputs,
+        "output_type": tool.output_type,
+        "wrapped": tool,
+    }
+    guarded: type[_ApprovalRequired] = type(f"{type(tool).__name__}WithApproval", (_ApprovalRequired,), attributes)
+    return guarded(_Asks(client, queue, timeout))
