@@ -13,7 +13,7 @@ from approvals import ApprovalClient, ClientClosed, Settings, Status, StoreUnava
 from tests.conftest import FAST, ClientFactory, until
 from tests.redis_server import RedisServer, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_request_approval_returns_the_reviewers_decision(make_client: ClientFactory) -> None:
