@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,8 +80,14 @@ class LocalPythonExecutor:
         self.state.update(self._runtime)  # the code cannot name these, but keep them intact anyway
         self.state.pop(guard.OUTPUT, None)
         self.budget.start()
+        deadline = asyncio.timeout(self.budget.timeout)  # covers awaited tools; ticks cover CPU-bound code
         try:
-            await greenlet_spawn(exec, compiled, self.state)
+            async with deadline:
+                await greenlet_spawn(exec, compiled, self.state)
+        except TimeoutError as error:
+            if not deadline.expired():
+                raise self._error(f"TimeoutError: {error}", error) from None
+            raise self._error(f"the code ran longer than its {self.budget.timeout:g} s budget", error) from None
         except FinalAnswerSignal as signal:
             return CodeOutput(signal.value, self.printer.take(), True)
         except (GuardViolation, BudgetExceeded) as error:

@@ -124,7 +124,7 @@ class _SafeFormatter(string.Formatter):
         _, rest = _string.formatter_field_name_split(field_name)
         for is_attribute, name in rest:
             if is_attribute and not attribute_allowed(name):
-                raise _violation(f"format field {field_name!r} reaches a forbidden attribute")
+                raise _violation(f"format field {field_name!r} is not allowed: it reaches a private attribute")
         return super().get_field(field_name, args, kwargs)
 
 
@@ -186,7 +186,7 @@ class Guards:
         return True
 
     def setattr(self, obj: Any, name: str, value: Any) -> None:
-        if not isinstance(name, str) or not attribute_allowed(name):
+        if not isinstance(name, str) or name.startswith("_") or not attribute_allowed(name):
             raise _violation(f"setting the attribute {name!r} is not allowed")
         if isinstance(obj, types.ModuleType):
             raise _violation("modules cannot be changed")
