@@ -2,8 +2,9 @@
 
     python -m approvals.demo [--agents 5] [--seconds 10]
 
-Agents ask for approval of varied actions and wait as coroutines; a scripted reviewer approves,
-edits, rejects or lets requests expire. The web dashboard replaces the scripted reviewer later.
+CodeAgents (scripted models) ask for approval of varied actions through HumanApprovalTool and wait
+as coroutines; a scripted reviewer approves, edits, rejects or lets requests expire. The web
+dashboard replaces the scripted reviewer later.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
 from typing import Any
 
+from agent_runtime import CodeAgent, ScriptedModel
+
 from .client import ApprovalClient
 from .settings import Settings
+from .tool import HumanApprovalTool
 
 ACTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("email", "send_email", {"to": "customer@example.com", "subject": "Your refund"}),
@@ -27,16 +32,26 @@ ACTIONS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+def demo_model(action: str) -> ScriptedModel:
+    """A scripted 'LLM' that asks for approval of `action`, then reports what the reviewer said."""
+
+    def reply(messages: list[dict[str, Any]]) -> str:
+        if "Observation" not in str(messages[-1]["content"]):
+            code = f"answer = human_approval({action!r})\nprint(answer)"
+            return f"Thought: this is risky, ask first.\n```python\n{code}\n```"
+        return "Thought: report back.\n```python\nfinal_answer(answer)\n```"
+
+    return ScriptedModel(reply, delay=0.05)
+
+
 async def agent(client: ApprovalClient, name: str, until: float) -> None:
-    step = 0
     while time.monotonic() < until:
         queue, action, args = random.choice(ACTIONS)
-        step += 1
-        print(f"{name:>8} asks    {action} {args} on queue {queue!r}")
-        decision = await client.request_approval(
-            action, args, queue=queue, timeout=3, agent_id=name, context={"task": f"demo task of {name}", "step": step}
-        )
-        print(f"{name:>8} resumes {decision.status.value} by {decision.decided_by}: {decision.reason or decision.args}")
+        described = f"{action} {json.dumps(args)}"
+        code_agent = CodeAgent([HumanApprovalTool(client, queue=queue, timeout=3)], demo_model(described), name=name)
+        print(f"{name:>8} asks    {described} on queue {queue!r}")
+        answer = await code_agent.arun(f"Carry out: {described}")
+        print(f"{name:>8} resumes {answer}")
 
 
 async def reviewer(client: ApprovalClient, until: float) -> None:
@@ -47,7 +62,7 @@ async def reviewer(client: ApprovalClient, until: float) -> None:
             if choice < 0.5:
                 await client.store.approve(request.id, by="demo-reviewer")
             elif choice < 0.7:
-                edited = {**request.args, "reviewed": True}
+                edited = {"action": request.args.get("action", "") + " (dry run)"}
                 await client.store.approve(request.id, by="demo-reviewer", edited_args=edited)
             elif choice < 0.9:
                 await client.store.reject(request.id, by="demo-reviewer", reason="not during the freeze")
