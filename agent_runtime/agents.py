@@ -18,7 +18,7 @@ from . import prompts
 from .concurrency import iterate_async_sync, run_coroutine_sync
 from .context import RunContext, current_run
 from .errors import AgentError, AgentGenerationError, AgentParsingError, AgentToolCallError, AgentToolExecutionError
-from .executor import LocalPythonExecutor, parse_code_blobs
+from .executor import BASE_BUILTIN_MODULES, LocalPythonExecutor, parse_code_blobs
 from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep, ToolCall
 from .models import ChatMessage, ChatMessageStreamDelta, Model, agglomerate_stream_deltas
 from .tools import FinalAnswerTool, Tool
@@ -285,10 +285,9 @@ class CodeAgent(MultiStepAgent):
         super().__init__(tools, model, **kwargs)
 
     def system_prompt(self) -> str:
-        executor = LocalPythonExecutor(self.additional_authorized_imports)
         return prompts.CODE_AGENT_SYSTEM.format(
             tools="\n\n".join(t.to_code_prompt() for t in self.tools.values()),
-            imports=", ".join(executor.authorized_imports),
+            imports=", ".join(sorted({*BASE_BUILTIN_MODULES, *self.additional_authorized_imports})),
             instructions=self.instructions,
         )
 

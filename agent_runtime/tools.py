@@ -167,7 +167,7 @@ class FinalAnswerTool(Tool):
     inputs: ClassVar[dict[str, dict[str, Any]]] = {"answer": {"type": "any", "description": "The final answer"}}
     output_type = "any"
 
-    def forward(self, answer: Any) -> Any:
+    async def forward(self, answer: Any) -> Any:  # async: no thread hop just to return a value
         return answer
 
 
