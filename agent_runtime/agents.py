@@ -113,11 +113,25 @@ class MultiStepAgent:
     def run(self, task: str, *, stream: bool = False, **kwargs: Any) -> Any:
         """Sync face of `arun`. Called inside a running event loop, it blocks the caller, as sync code does."""
         if stream:
-            return iterate_async_sync(lambda: self.arun(task, stream=True, **kwargs))
-        return run_coroutine_sync(lambda: _awaited(self.arun(task, **kwargs)))
+            return iterate_async_sync(lambda: self._stream_then_close(self.arun(task, stream=True, **kwargs)))
+        return run_coroutine_sync(lambda: self._run_then_close(self.arun(task, **kwargs)))
 
     def __call__(self, task: str, **kwargs: Any) -> Any:
         return self.run(task, **kwargs)
+
+    async def _run_then_close(self, run: Awaitable[Any]) -> Any:
+        """The sync face's private loop ends after the run: close the model's clients made on it."""
+        try:
+            return await run
+        finally:
+            await self.model.aclose()
+
+    async def _stream_then_close(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await self.model.aclose()
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -363,10 +377,6 @@ async def _final_output(events: AsyncIterator[StreamEvent]) -> Any:
         if isinstance(event, FinalAnswerStep):
             output = event.output
     return output
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 def _user(text: str) -> ChatMessage:

@@ -84,7 +84,7 @@ class ActionStep:
 
     def to_messages(self, summary_mode: bool = False) -> list[ChatMessage]:
         messages: list[ChatMessage] = []
-        if self.model_output is not None and not summary_mode:
+        if self.model_output and self.model_output.strip() and not summary_mode:  # no empty text blocks
             messages.append(_text(MessageRole.ASSISTANT, self.model_output.strip()))
         if self.tool_calls:  # sent as text, which every provider accepts
             listing = "\n".join(f"{c.name}({c.arguments!r})" for c in self.tool_calls)

@@ -53,8 +53,13 @@ class Model:
     ) -> AsyncIterator[ChatMessageStreamDelta]:
         await self.rate_limiter.acquire()
         request = self._request(messages, stop_sequences, response_format, tools_to_call_from, kwargs)
+        stop = _StopFilter(stop_sequences or [])
         async for delta in self._agenerate_stream(request):
+            if delta.content:
+                delta.content = stop.feed(delta.content)
             yield delta
+        if rest := stop.flush():
+            yield ChatMessageStreamDelta(content=rest)
 
     async def _agenerate(self, request: dict[str, Any]) -> ChatMessage:
         """One completion. The default joins the stream, for models that only stream."""
@@ -85,13 +90,29 @@ class Model:
             request.setdefault("tool_choice", "required")
         return request
 
-    # -- sync faces ------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close the HTTP clients this model made for the running event loop (none by default)."""
+
+    # -- sync faces: each runs on a private event loop, whose clients are closed before it ends ----
 
     def generate(self, messages: Messages, **kwargs: Any) -> ChatMessage:
-        return run_coroutine_sync(lambda: self.agenerate(messages, **kwargs))
+        async def generate() -> ChatMessage:
+            try:
+                return await self.agenerate(messages, **kwargs)
+            finally:
+                await self.aclose()
+
+        return run_coroutine_sync(generate)
 
     def generate_stream(self, messages: Messages, **kwargs: Any) -> Iterator[ChatMessageStreamDelta]:
-        return iterate_async_sync(lambda: self.agenerate_stream(messages, **kwargs))
+        async def stream() -> AsyncIterator[ChatMessageStreamDelta]:
+            try:
+                async for delta in self.agenerate_stream(messages, **kwargs):
+                    yield delta
+            finally:
+                await self.aclose()
+
+        return iterate_async_sync(stream)
 
     def __call__(self, messages: Messages, **kwargs: Any) -> ChatMessage:
         return self.generate(messages, **kwargs)
@@ -113,6 +134,34 @@ def to_api_messages(messages: Messages) -> list[dict[str, Any]]:
 
 def _is_text(data: dict[str, Any], previous: dict[str, Any]) -> bool:
     return isinstance(data.get("content"), str) and isinstance(previous.get("content"), str)
+
+
+class _StopFilter:
+    """Cuts a streamed text at the first stop sequence, holding back what could be its beginning."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str | None:
+        if self.stopped:
+            return None
+        if not self.stops:
+            return text
+        self.pending += text
+        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending, self.stopped = self.pending[:cut], "", True
+            return out or None
+        keep = max(0, len(self.pending) - self.hold)
+        out, self.pending = self.pending[:keep], self.pending[keep:]
+        return out or None
+
+    def flush(self) -> str:
+        out, self.pending = ("" if self.stopped else self.pending), ""
+        return out
 
 
 def _strip_stop_sequences(message: ChatMessage, stop_sequences: list[str] | None) -> ChatMessage:

@@ -5,6 +5,9 @@ Each SDK is imported on first use, so `import agent_runtime` stays fast and need
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,6 +45,19 @@ class LiteLLMModel(Model):
 
     async def _acompletion(self, **kwargs: Any) -> Any:
         return await import_litellm().acompletion(**kwargs)
+
+    async def aclose(self) -> None:
+        """Close litellm's HTTP clients for this event loop (litellm caches them per loop, by loop id)."""
+        cache = import_litellm().in_memory_llm_clients_cache
+        suffix = f"-{id(asyncio.get_running_loop())}"
+        for key in [k for k in list(cache.cache_dict) if str(k).endswith(suffix)]:
+            client = cache.cache_dict.pop(key, None)
+            getattr(cache, "ttl_dict", {}).pop(key, None)
+            close = getattr(client, "aclose", None) or getattr(client, "close", None)
+            with contextlib.suppress(Exception):
+                result = close() if close is not None else None
+                if inspect.isawaitable(result):
+                    await result
 
     async def _agenerate(self, request: dict[str, Any]) -> ChatMessage:
         return message_from_completion(await self._acompletion(**self._completion_kwargs(request)))
