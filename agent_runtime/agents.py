@@ -35,10 +35,10 @@ class RunState:
     run_id: str
     task: str
     memory: AgentMemory
+    context: RunContext
     state: dict[str, Any] = field(default_factory=dict)
     step_number: int = 1
-    executor: LocalPythonExecutor | None = None
-    context: RunContext | None = None
+    executor: LocalPythonExecutor | None = None  # CodeAgent only
 
 
 class MultiStepAgent:
@@ -143,20 +143,22 @@ class MultiStepAgent:
         memory = previous.memory if previous else AgentMemory(SystemPromptStep(self.system_prompt()))
         if additional_args:
             task += f"\nYou have been provided with these additional arguments: {list(additional_args)}."
+        run_id = run_id or uuid.uuid4().hex
         run = RunState(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id,
             task=task,
             memory=memory,
+            context=RunContext(self.name, run_id, task, memory),
             state={**(previous.state if previous else {}), **additional_args},
             step_number=previous.step_number if previous else 1,
             executor=previous.executor if previous else None,
         )
-        run.context = RunContext(self.name, run.run_id, task, memory)
         self._last_run = run
         return run
 
     async def _run(self, run: RunState, max_steps: int) -> AsyncIterator[StreamEvent]:
         run.memory.steps.append(TaskStep(run.task))
+        output = None
         for _ in range(max_steps):
             if self._planning_due(run):
                 async for event in self._plan(run):
@@ -172,19 +174,21 @@ class MultiStepAgent:
             await self._call_back(step)
             yield step
             if step.is_final_answer:
+                output = step.action_output
                 break
             run.step_number += 1
         else:
             step = await self._answer_after_max_steps(run)
+            output = step.action_output
             await self._call_back(step)
             yield step
-        final = FinalAnswerStep(run.memory.steps[-1].action_output)  # type: ignore[union-attr]
+        final = FinalAnswerStep(output)
         await self._call_back(final)
         yield final
 
     def _planning_due(self, run: RunState) -> bool:
         interval = self.planning_interval
-        return bool(interval) and (run.step_number - 1) % interval == 0  # type: ignore[operator]
+        return interval is not None and interval > 0 and (run.step_number - 1) % interval == 0
 
     async def _plan(self, run: RunState) -> AsyncIterator[StreamEvent]:
         tools = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
@@ -260,7 +264,6 @@ class MultiStepAgent:
 
     async def _in_context(self, run: RunState, step: ActionStep, awaitable: Awaitable[T]) -> T:
         """Run tools with this run's context visible to them (set and reset within one await)."""
-        assert run.context is not None
         run.context.start_step(step.step_number)
         token = current_run.set(run.context)
         try:
@@ -307,11 +310,15 @@ class CodeAgent(MultiStepAgent):
 
     def _new_run(self, task: str, reset: bool, additional_args: dict[str, Any], run_id: str | None) -> RunState:
         run = super()._new_run(task, reset, additional_args, run_id)
+        self._executor(run).send_variables(run.state)
+        return run
+
+    def _executor(self, run: RunState) -> LocalPythonExecutor:
+        """The run's executor, made on first use: variables persist across its steps."""
         if run.executor is None:
             run.executor = LocalPythonExecutor(**self.executor_options)
             run.executor.send_tools(self.tools)
-        run.executor.send_variables(run.state)
-        return run
+        return run.executor
 
     async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
         async for delta in self._model_output(run.memory.to_messages(), step, stop_sequences=["Observation:"]):
@@ -319,8 +326,7 @@ class CodeAgent(MultiStepAgent):
         code = parse_code_blobs(step.model_output or "")
         step.code_action = code
         step.tool_calls = [ToolCall("python_interpreter", code, f"call_{step.step_number}")]
-        assert run.executor is not None
-        result = await self._in_context(run, step, run.executor.arun(code))
+        result = await self._in_context(run, step, self._executor(run).arun(code))
         shown = (
             ""
             if result.output is None or result.is_final_answer

@@ -30,6 +30,10 @@ class AgentMaxStepsError(AgentError):
 class InterpreterError(AgentError):
     """Model-written code was refused or failed; the message is shown to the model as an observation."""
 
+    def __init__(self, message: str, logs: str = "") -> None:
+        super().__init__(message)
+        self.logs = logs  # what the code printed before it failed
+
 
 class ToolDefinitionError(AgentError, TypeError):
     """A Tool subclass or @tool function is malformed (raised when it is defined, not when called)."""

@@ -9,38 +9,34 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import greenlet
 
 T = TypeVar("T")
 
-
-class _CodeGreenlet(greenlet.greenlet):  # type: ignore[misc]
-    def __init__(self, function: Callable[..., Any], driver: greenlet.greenlet) -> None:
-        super().__init__(function, driver)
-        self.driver = driver
+_MARK = "_agent_runtime_code"  # set on the greenlets greenlet_spawn starts; their parent is the driver
 
 
 def in_code_greenlet() -> bool:
-    return isinstance(greenlet.getcurrent(), _CodeGreenlet)
+    return getattr(greenlet.getcurrent(), _MARK, False)
 
 
 def await_only(awaitable: Awaitable[T]) -> T:
     """From code running under `greenlet_spawn`: wait for `awaitable` on the loop and return its result."""
     current = greenlet.getcurrent()
-    if not isinstance(current, _CodeGreenlet):
+    if not getattr(current, _MARK, False):
         close = getattr(awaitable, "close", None)
         if close is not None:
             close()  # never awaited: close it rather than leak a "never awaited" warning
         raise RuntimeError("await_only() called outside code run by greenlet_spawn()")
-    result: T = current.driver.switch(awaitable)
-    return result
+    return cast(T, current.parent.switch(awaitable))
 
 
 async def greenlet_spawn(function: Callable[..., T], *args: Any) -> T:
     """Run sync `function` in a greenlet, awaiting on its behalf whatever it passes to `await_only`."""
-    code = _CodeGreenlet(function, greenlet.getcurrent())
+    code = greenlet.greenlet(function, greenlet.getcurrent())
+    setattr(code, _MARK, True)
     result = code.switch(*args)
     while not code.dead:
         try:
@@ -50,4 +46,4 @@ async def greenlet_spawn(function: Callable[..., T], *args: Any) -> T:
             result = code.throw(*sys.exc_info())
         else:
             result = code.switch(value)
-    return result  # type: ignore[no-any-return]
+    return cast(T, result)

@@ -105,9 +105,7 @@ class LocalPythonExecutor:
         text = f"{where}: {message}"
         if logs:
             text = f"Execution logs:\n{logs}\n{text}"
-        failure = InterpreterError(text)
-        failure.logs = logs  # type: ignore[attr-defined]
-        return failure
+        return InterpreterError(text, logs)
 
 
 def _line_of(error: BaseException) -> int | None:

@@ -232,7 +232,7 @@ def _time_module() -> types.ModuleType:
         else:
             time.sleep(seconds)
 
-    proxy.sleep = sleep  # type: ignore[attr-defined]
+    vars(proxy)["sleep"] = sleep
     return proxy
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from .base import Model
@@ -33,7 +33,9 @@ class ScriptedModel(Model):
     def __init__(self, script: Script, *, delay: float = 0.0, chunk_size: int = 16, cycle: bool = False, **kwargs: Any):
         super().__init__("scripted", **kwargs)
         self._script = script
-        self._replies = (itertools.cycle(script) if cycle else iter(script)) if not callable(script) else None
+        self._replies: Iterator[Reply] = iter(())
+        if not callable(script):
+            self._replies = itertools.cycle(script) if cycle else iter(script)
         self.delay = delay
         self.chunk_size = chunk_size
         self.requests: list[dict[str, Any]] = []  # every request made, for tests to inspect
@@ -43,7 +45,6 @@ class ScriptedModel(Model):
         if callable(self._script):
             reply = self._script(request["messages"])
         else:
-            assert self._replies is not None
             try:
                 reply = next(self._replies)
             except StopIteration:
