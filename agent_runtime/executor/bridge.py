@@ -7,6 +7,7 @@ thread per run, and lambdas, callbacks given to built-ins, generators and class 
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -38,12 +39,17 @@ async def greenlet_spawn(function: Callable[..., T], *args: Any) -> T:
     code = greenlet.greenlet(function, greenlet.getcurrent())
     setattr(code, _MARK, True)
     result = code.switch(*args)
+    cancelled: BaseException | None = None
     while not code.dead:
         try:
             value = await result
-        except BaseException:
+        except BaseException as error:
             # Cancellation and errors of the awaited thing surface inside the code, where they happened.
+            if isinstance(error, asyncio.CancelledError):
+                cancelled = error
             result = code.throw(*sys.exc_info())
         else:
             result = code.switch(value)
+    if cancelled is not None:
+        raise cancelled  # the code swallowed it (a `return` in `finally`...): a cancellation still stands
     return cast(T, result)

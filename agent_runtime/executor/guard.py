@@ -29,6 +29,10 @@ TICK = "__rt_tick__"
 GETATTR = "__rt_getattr__"
 IMPORT = "__rt_import__"
 IMPORT_FROM = "__rt_import_from__"
+ATTRIBUTES = "__rt_attrs__"
+POW = "__rt_pow__"
+MUL = "__rt_mul__"
+LSHIFT = "__rt_lshift__"
 
 
 def attribute_allowed(name: str) -> bool:
@@ -54,7 +58,33 @@ def _refuse(node: ast.AST, message: str) -> InterpreterError:
     return InterpreterError(f"Forbidden at line {getattr(node, 'lineno', '?')}: {message}")
 
 
+# Special methods model code may define on its own classes (they only hook into Python's protocols).
+DEFINABLE_DUNDERS = frozenset(
+    {"__init__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+     "__len__", "__iter__", "__next__", "__contains__", "__getitem__", "__setitem__", "__call__", "__enter__",
+     "__exit__", "__add__", "__sub__", "__mul__", "__bool__", "__post_init__"}
+)  # fmt: skip
+_BINDING_FIELDS = ("name", "asname", "arg", "rest")  # identifiers that bind names without an ast.Name
+
+
 class _Checker(ast.NodeVisitor):
+    """Refuses every identifier that could reach a private or runtime name, whatever node it sits in."""
+
+    def generic_visit(self, node: ast.AST) -> None:
+        for field in _BINDING_FIELDS:
+            value = getattr(node, field, None)
+            if isinstance(value, str) and value.startswith("__") and not self._definable(node, value):
+                raise _refuse(node, f"the name {value!r} is not available")
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            for name in node.names:
+                if name.startswith("__"):
+                    raise _refuse(node, f"the name {name!r} is not available")
+        super().generic_visit(node)
+
+    @staticmethod
+    def _definable(node: ast.AST, name: str) -> bool:
+        return isinstance(node, ast.FunctionDef) and name in DEFINABLE_DUNDERS
+
     def visit_Name(self, node: ast.Name) -> None:
         if node.id.startswith("__"):
             raise _refuse(node, f"the name {node.id!r} is not available")
@@ -66,14 +96,29 @@ class _Checker(ast.NodeVisitor):
             raise _refuse(node, f"access to the attribute {node.attr!r} is not allowed")
         self.generic_visit(node)
 
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        for attribute in node.kwd_attrs:  # `case C(attr=x)` reads attributes without an ast.Attribute
+            if not attribute_allowed(attribute):
+                raise _refuse(node, f"access to the attribute {attribute!r} is not allowed")
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            if any(part.startswith("_") for part in alias.name.split(".")):
+                raise _refuse(node, f"importing {alias.name!r} is not allowed")
+        self.generic_visit(node)
+
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level:
             raise _refuse(node, "relative imports are not allowed")
+        if any(part.startswith("_") for part in (node.module or "").split(".")):
+            raise _refuse(node, f"importing from {node.module!r} is not allowed")
         if any(alias.name == "*" for alias in node.names):
             raise _refuse(node, f"'from {node.module} import *' is not allowed; import the names you need")
         for alias in node.names:
             if not attribute_allowed(alias.name):
                 raise _refuse(node, f"importing {alias.name!r} is not allowed")
+        self.generic_visit(node)
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
         raise _refuse(node, "'async def' is not needed: call tools directly, without await")
@@ -95,6 +140,25 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(node.ctx, ast.Load):
             getattr_call = ast.Call(ast.Name(GETATTR, ast.Load()), [node.value, ast.Constant(node.attr)], [])
             return ast.copy_location(getattr_call, node)
+        # `obj.attr = v`, `obj.attr += v`, `del obj.attr`, in any target position, become
+        # `__rt_attrs__(obj)["attr"]`: a subscript is valid wherever an attribute target is.
+        attributes = ast.Call(ast.Name(ATTRIBUTES, ast.Load()), [node.value], [])
+        return ast.copy_location(ast.Subscript(attributes, ast.Constant(node.attr), node.ctx), node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow | ast.Mult | ast.LShift):
+            guard = {ast.Pow: POW, ast.Mult: MUL, ast.LShift: LSHIFT}[type(node.op)]
+            return ast.copy_location(ast.Call(ast.Name(guard, ast.Load()), [node.left, node.right], []), node)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.target, ast.Name) and isinstance(node.op, ast.Pow | ast.Mult | ast.LShift):
+            # `x **= y` gets the same guard as `x = x ** y`.
+            load = ast.Name(node.target.id, ast.Load())
+            value = self.visit_BinOp(ast.copy_location(ast.BinOp(load, node.op, node.value), node))
+            return ast.copy_location(ast.Assign([node.target], value), node)  # type: ignore[arg-type]
         return node
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:

@@ -14,6 +14,7 @@ from ..tools import Tool
 from . import guard
 from .bridge import await_only, greenlet_spawn
 from .runtime import (
+    AGENT_MODULE,
     BASE_BUILTIN_MODULES,
     Budget,
     BudgetExceeded,
@@ -53,15 +54,21 @@ class LocalPythonExecutor:
         self.authorized_imports = sorted({*BASE_BUILTIN_MODULES, *additional_authorized_imports})
         self.budget = Budget(max_operations, timeout_seconds)
         self.printer = PrintBuffer(max_print_outputs_length)
-        self.guards = Guards(self.authorized_imports, range_limit=max(1_000_000, max_operations))
+        self.guards = Guards(self.authorized_imports, self.budget)
         builtins_namespace = safe_builtins(self.guards, self.printer)
-        self.state: dict[str, Any] = {"__builtins__": builtins_namespace, "__name__": "__agent__"}
         self._runtime = {
+            "__builtins__": builtins_namespace,
+            "__name__": AGENT_MODULE,
             guard.TICK: self.budget.tick,
             guard.GETATTR: self.guards.getattr,
+            guard.ATTRIBUTES: self.guards.attributes,
             guard.IMPORT: self.guards.import_module,
             guard.IMPORT_FROM: self.guards.import_from,
+            guard.POW: self.guards.pow,
+            guard.MUL: self.guards.mul,
+            guard.LSHIFT: self.guards.lshift,
         }
+        self.state: dict[str, Any] = dict(self._runtime)
         self.state.update(self._runtime)
 
     def send_variables(self, variables: Mapping[str, Any]) -> None:
@@ -80,6 +87,7 @@ class LocalPythonExecutor:
         self.state.update(self._runtime)  # the code cannot name these, but keep them intact anyway
         self.state.pop(guard.OUTPUT, None)
         self.budget.start()
+        self.guards.violation = None
         deadline = asyncio.timeout(self.budget.timeout)  # covers awaited tools; ticks cover CPU-bound code
         try:
             async with deadline:
@@ -96,10 +104,12 @@ class LocalPythonExecutor:
             raise self._error(str(error), error) from None
         except Exception as error:
             raise self._error(f"{type(error).__name__}: {error}", error) from None
+        if swallowed := self.guards.violation or self.budget.exhausted:  # caught by the code, still a failure
+            raise self._error(swallowed, None)
         return CodeOutput(self.state.pop(guard.OUTPUT, None), self.printer.take(), False)
 
-    def _error(self, message: str, error: BaseException) -> InterpreterError:
-        line = _line_of(error)
+    def _error(self, message: str, error: BaseException | None) -> InterpreterError:
+        line = _line_of(error) if error is not None else None
         logs = self.printer.take()
         where = f"Code execution failed at line {line}" if line else "Code execution failed"
         text = f"{where}: {message}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from agent_runtime import InterpreterError, tool
 from agent_runtime.executor import LocalPythonExecutor, parse_code_blobs
 
 CALLS: list[int] = []
+JSON_DEFAULT = json.JSONEncoder.default
 
 
 @tool
@@ -141,6 +143,21 @@ HOSTILE = {
     "input": "input()",
     "builtins name": "__builtins__",
     "relative import": "from . import x",
+    "match class pattern": "match 1:\n    case object(__class__=c):\n        pass",
+    "except as builtins": "try:\n    1 / 0\nexcept Exception as __builtins__:\n    pass",
+    "class named like the runtime": "class __rt_tick__:\n    pass",
+    "import as a runtime name": "import itertools as __rt_tick__",
+    "match capture of a runtime name": "match 1:\n    case __rt_getattr__:\n        pass",
+    "global dunder": "def f():\n    global __builtins__\nf()",
+    "lambda argument": "(lambda __builtins__: 1)(2)",
+    "private submodule": "import re._compiler as c",
+    "unauthorized submodule": "import json.tool as t",
+    "format on a str subclass": "class S(str):\n    pass\nS.format('{0.__class__}', 1)",
+    "format through super": "class S(str):\n    def f(self):\n        return super().format\nS('{0.__class__}').f()(1)",
+    "change a module": "import json\njson.dumps = lambda *a, **k: 'pwned'",
+    "delete from a module": "import json\ndel json.dumps",
+    "change a host class": "from json import JSONEncoder\nJSONEncoder.default = lambda self, o: 'pwned'",
+    "setattr on a host class": "import collections\nsetattr(collections.Counter, 'most_common', None)",
     "star import": "from math import *",
 }
 
@@ -150,12 +167,10 @@ async def test_hostile_code_fails_and_does_nothing(executor: LocalPythonExecutor
     marker = tmp_path / "marker"
     with pytest.raises(InterpreterError) as caught:
         await executor.arun(HOSTILE[case].replace("{marker}", str(marker)))
-    assert (
-        "not allowed" in str(caught.value)
-        or "not available" in str(caught.value)
-        or "not authorized" in str(caught.value)
-    )
+    assert any(word in str(caught.value) for word in ("not allowed", "not available", "not authorized", "cannot be"))
     assert not marker.exists()
+    assert json.dumps({"a": 1}) == '{"a": 1}'  # nothing in the host was changed
+    assert json.JSONEncoder.default is JSON_DEFAULT
 
 
 async def test_module_attributes_that_re_export_os_are_refused() -> None:
@@ -171,6 +186,59 @@ async def test_guard_violations_cannot_be_swallowed(executor: LocalPythonExecuto
     for handler in ("except Exception:\n    pass", "except:\n    pass"):
         with pytest.raises(InterpreterError, match="not allowed"):
             await executor.arun(f"try:\n    getattr(1, '__class__')\n{handler}")
+
+
+async def test_attributes_of_the_codes_own_objects_can_be_set(executor: LocalPythonExecutor) -> None:
+    code = (
+        "class P:\n    pass\np = P()\np.x = 1\np.x += double(1)\nP.kind = 'point'\ndel p.x\n[hasattr(p, 'x'), P.kind]"
+    )
+    assert await run(executor, code) == [False, "point"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import itertools\nsum(itertools.count())",
+        "import itertools\nmax(itertools.repeat(1, 10**8))",
+        "import itertools\nlen(list(itertools.product(range(1000), repeat=4)))",
+        "sum(iter(int, 1))",
+        "10 ** 10 ** 8",
+        "x = 10\nx **= 10 ** 8",
+        "pow(10, 10 ** 8)",
+        "'a' * 10 ** 9",
+        "[0] * 10 ** 9",
+        "1 << 10 ** 9",
+    ],
+)
+async def test_work_done_in_c_is_bounded_too(code: str) -> None:
+    executor = LocalPythonExecutor(max_operations=100_000, timeout_seconds=2)
+    started = time.monotonic()
+    with pytest.raises(InterpreterError, match=r"operations|limit|bits|budget"):
+        await executor.arun(code)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "class Quiet:\n    def __enter__(self):\n        return self\n    def __exit__(self, *exc):\n        return True\n"
+        "with Quiet():\n    getattr(1, '__class__')\n'escaped'",
+        "def f():\n    try:\n        while True:\n            pass\n    finally:\n        return 'escaped'\nf()",
+    ],
+)
+async def test_swallowed_violations_and_budgets_still_fail_the_action(code: str) -> None:
+    with pytest.raises(InterpreterError, match=r"not allowed|operations"):
+        await LocalPythonExecutor(max_operations=10_000).arun(code)
+
+
+async def test_a_swallowed_timeout_still_ends_the_action() -> None:
+    executor = LocalPythonExecutor(timeout_seconds=0.3)
+    started = time.monotonic()
+    with pytest.raises(InterpreterError, match="budget"):
+        await executor.arun(
+            "import time\ndef f():\n    try:\n        time.sleep(5)\n    finally:\n        return 1\nf()"
+        )
+    assert time.monotonic() - started < 1.5
 
 
 async def test_operation_budget_stops_an_endless_loop_even_inside_try() -> None:
