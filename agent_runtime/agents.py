@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from . import prompts
 from .concurrency import iterate_async_sync, run_coroutine_sync
-from .context import RunContext, current_run
+from .context import RunContext, current_run, current_tool_call
 from .errors import AgentError, AgentGenerationError, AgentParsingError, AgentToolCallError, AgentToolExecutionError
 from .executor import BASE_BUILTIN_MODULES, LocalPythonExecutor, parse_code_blobs
 from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep, ToolCall
@@ -262,12 +263,15 @@ class MultiStepAgent:
         except Exception as error:
             raise AgentGenerationError(f"Error in generating model output: {error}") from error
 
-    async def _in_context(self, run: RunState, step: ActionStep, awaitable: Awaitable[T]) -> T:
-        """Run tools with this run's context visible to them (set and reset within one await)."""
+    async def _in_context(self, run: RunState, step: ActionStep, action: Callable[[], Awaitable[T]]) -> T:
+        """Run tools with this run's context visible to them (set and reset within one await).
+
+        `action` makes its awaitable only once the context is set: tasks copy the context they start in.
+        """
         run.context.start_step(step.step_number)
         token = current_run.set(run.context)
         try:
-            return await awaitable
+            return await action()
         finally:
             current_run.reset(token)
 
@@ -326,7 +330,7 @@ class CodeAgent(MultiStepAgent):
         code = parse_code_blobs(step.model_output or "")
         step.code_action = code
         step.tool_calls = [ToolCall("python_interpreter", code, f"call_{step.step_number}")]
-        result = await self._in_context(run, step, self._executor(run).arun(code))
+        result = await self._in_context(run, step, lambda: self._executor(run).arun(code))
         shown = (
             ""
             if result.output is None or result.is_final_answer
@@ -348,28 +352,36 @@ class ToolCallingAgent(MultiStepAgent):
         tools = list(self.tools.values())
         async for delta in self._model_output(run.memory.to_messages(), step, tools_to_call_from=tools):
             yield delta
-        calls = (step.model_output_message.tool_calls if step.model_output_message else None) or []
-        if not calls:
+        requested = (step.model_output_message.tool_calls if step.model_output_message else None) or []
+        if not requested:
             raise AgentParsingError("The model called no tool. Call a tool, or call final_answer with your answer.")
-        step.tool_calls = [ToolCall(c.function.name, c.function.parsed_arguments(), c.id) for c in calls]
-        results = await self._in_context(run, step, asyncio.gather(*(self._execute(c) for c in step.tool_calls)))
-        lines = [f"[{call.name}] {result}" if len(results) > 1 else str(result) for call, result in zip(
-            step.tool_calls, (r for _, r in results), strict=True)]  # fmt: skip
-        step.observations = "\n".join(lines)
+        calls = [ToolCall(c.function.name, c.function.parsed_arguments(), c.id) for c in requested]
+        step.tool_calls = calls
+        results = await self._in_context(
+            run, step, lambda: asyncio.gather(*map(self._execute, calls, itertools.count()))
+        )
+        labelled = len(results) > 1
+        step.observations = "\n".join(
+            f"[{call.name}] {result}" if labelled else str(result)
+            for call, (_, result) in zip(calls, results, strict=True)
+        )
         finals = [value for (is_final, value) in results if is_final]
         if finals:
             step.action_output, step.is_final_answer = finals[0], True
 
-    async def _execute(self, call: ToolCall) -> tuple[bool, Any]:
+    async def _execute(self, call: ToolCall, index: int) -> tuple[bool, Any]:
         """(is this the final answer, result or error text): one failing call does not sink the others."""
+        current_tool_call.set(index)  # this task's own context: approval keys follow the call's position
         tool = self.tools.get(call.name)
         if tool is None:
             return False, f"Error: unknown tool {call.name!r}; use one of {sorted(self.tools)}"
         try:
             if isinstance(call.arguments, dict):
                 result = await tool.acall(**call.arguments)
-            else:
+            elif _single_text_input(tool):
                 result = await tool.acall(call.arguments)
+            else:
+                return False, f"Error: the arguments of {call.name} must be a JSON object, not {call.arguments!r:.200}"
         except AgentToolCallError as error:
             return False, f"Error: {error}"
         except Exception as error:
@@ -383,6 +395,11 @@ async def _final_output(events: AsyncIterator[StreamEvent]) -> Any:
         if isinstance(event, FinalAnswerStep):
             output = event.output
     return output
+
+
+def _single_text_input(tool: Tool) -> bool:
+    """A tool taking one string can be given the model's raw argument text."""
+    return len(tool.inputs) == 1 and next(iter(tool.inputs.values())).get("type") == "string"
 
 
 def _user(text: str) -> ChatMessage:

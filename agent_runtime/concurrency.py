@@ -7,7 +7,6 @@ default executor (litellm uses that one; filling it stalls model calls).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import queue
@@ -48,37 +47,50 @@ _DONE = object()
 
 
 def iterate_async_sync(factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
-    """Iterate an async generator from sync code, on a loop of its own in a helper thread."""
-    items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=64)
-    stop = threading.Event()
-    thread = threading.Thread(target=asyncio.run, args=(_pump(factory, items, stop),), daemon=True)
+    """Iterate an async generator from sync code, on a loop of its own in a helper thread.
+
+    Pull-based: the generator advances only when the caller asks for the next item, so stopping
+    early (break, close) runs nothing more; the generator is closed on its own loop.
+    """
+    requests: queue.Queue[bool] = queue.Queue()
+    items: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    thread = threading.Thread(
+        target=asyncio.run, args=(_pump(factory, requests, items),), name="agent-runtime-stream", daemon=True
+    )
     thread.start()
     try:
-        while (item := items.get())[1] is not _DONE:
-            ok, value = item
+        while True:
+            requests.put(True)
+            ok, value = items.get()
             if not ok:
                 raise value
+            if value is _DONE:
+                return
             yield value
     finally:
-        stop.set()
-        while thread.is_alive():  # unblock the producer if the consumer stopped early
-            with contextlib.suppress(queue.Empty):
-                items.get(timeout=0.05)
+        requests.put(False)
         thread.join()
 
 
 async def _pump(
-    factory: Callable[[], AsyncIterator[T]], items: queue.Queue[tuple[bool, Any]], stop: threading.Event
+    factory: Callable[[], AsyncIterator[T]], requests: queue.Queue[bool], items: queue.Queue[tuple[bool, Any]]
 ) -> None:
+    generator = factory()
     try:
-        async for item in factory():
+        while await asyncio.to_thread(requests.get):
+            try:
+                item = await anext(generator)
+            except StopAsyncIteration:
+                items.put((True, _DONE))
+                return
+            except BaseException as error:  # handed to the consumer, raised there
+                items.put((False, error))
+                return
             items.put((True, item))
-            if stop.is_set():
-                break
-    except BaseException as error:  # handed to the consumer, raised there
-        items.put((False, error))
-    else:
-        items.put((True, _DONE))
+    finally:
+        close = getattr(generator, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class ThreadLimiter:

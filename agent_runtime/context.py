@@ -7,7 +7,6 @@ why they are asked and derive idempotency keys that are stable when a run is re-
 from __future__ import annotations
 
 import contextvars
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +20,25 @@ class RunContext:
     task: str
     memory: AgentMemory
     step_number: int = 0
-    _calls: itertools.count[int] = field(default_factory=itertools.count)
+    _asked: dict[int | None, int] = field(default_factory=dict)
 
     def start_step(self, step_number: int) -> None:
         self.step_number = step_number
-        self._calls = itertools.count()
+        self._asked = {}
 
     def next_call_key(self) -> str:
-        """`run:step:index`, counting calls in the order they start within the step."""
-        return f"{self.run_id}:{self.step_number}:{next(self._calls)}"
+        """A key that is the same when the run is re-run: `run:step:n`.
+
+        In a code action, n counts the requests in the order the code makes them. For a model's tool
+        call it is the call's position in the step (`run:step:call.n`), whatever order parallel calls
+        start in.
+        """
+        call = current_tool_call.get()
+        count = self._asked.get(call, 0)
+        self._asked[call] = count + 1
+        if call is None:
+            return f"{self.run_id}:{self.step_number}:{count}"
+        return f"{self.run_id}:{self.step_number}:{call}.{count}"
 
     def recent_steps(self, limit: int = 3, max_chars: int = 2000) -> list[dict[str, Any]]:
         steps = self.memory.action_steps[-limit:]
@@ -46,6 +55,7 @@ def _summary(step: ActionStep, max_chars: int) -> dict[str, Any]:
 
 
 current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("current_run", default=None)
+current_tool_call: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_tool_call", default=None)
 
 
 def get_run_context() -> RunContext | None:

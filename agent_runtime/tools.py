@@ -153,6 +153,8 @@ def _is_argument_dict(value: Any, names: list[str]) -> bool:
 def _check_type(tool: str, name: str, value: Any, spec: Mapping[str, Any]) -> None:
     if value is None and spec.get("nullable"):
         return
+    if "enum" in spec and value not in spec["enum"]:
+        raise AgentToolCallError(f"{tool}() argument {name!r} must be one of {spec['enum']}, not {value!r:.80}")
     wanted = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
     if any(_CHECKS.get(t, lambda _: True)(value) for t in wanted):
         return
@@ -198,6 +200,8 @@ def tool(function: Callable[..., Any]) -> Tool:
             raise ToolDefinitionError(f"@tool {function.__name__}: describe {name!r} in the docstring's Args: section")
         json_type, nullable = _json_type(hints[name], function.__name__, name)
         spec: dict[str, Any] = {"type": json_type, "description": arg_docs[name]}
+        if choices := _literal_choices(hints[name]):
+            spec["enum"] = choices
         if nullable or parameter.default is not inspect.Parameter.empty:
             spec["nullable"] = True
         inputs[name] = spec
@@ -231,12 +235,18 @@ def _json_type(hint: Any, function: str, name: str) -> tuple[str, bool]:
         if len(members) == 1:
             return _json_type(members[0], function, name)[0], nullable
         return "any", nullable
+    if origin is typing.Literal:
+        kinds = {_PYTHON_TO_JSON.get(type(choice), "any") for choice in typing.get_args(hint)}
+        return (kinds.pop() if len(kinds) == 1 else "any"), False
     base = origin or hint
     if base in _PYTHON_TO_JSON:
         return _PYTHON_TO_JSON[base], False
-    if typing.get_origin(hint) is typing.Literal:
-        return "string", False
     raise ToolDefinitionError(f"@tool {function}: type {hint!r} of {name!r} has no JSON equivalent")
+
+
+def _literal_choices(hint: Any) -> list[Any]:
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return [c for m in members if typing.get_origin(m) is typing.Literal for c in typing.get_args(m)]
 
 
 def _parse_docstring(doc: str, function: str) -> tuple[str, dict[str, str]]:

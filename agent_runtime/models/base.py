@@ -125,15 +125,32 @@ def to_api_messages(messages: Messages) -> list[dict[str, Any]]:
         data = message.dict() if isinstance(message, ChatMessage) else dict(message)
         role = MessageRole(data["role"])
         data["role"] = ROLE_CONVERSIONS.get(role, role).value
-        if result and result[-1]["role"] == data["role"] and not data.get("tool_calls") and _is_text(data, result[-1]):
-            result[-1]["content"] = f"{result[-1]['content']}\n\n{data['content']}"
+        previous = result[-1] if result else None
+        if (
+            previous
+            and previous["role"] == data["role"]
+            and not data.get("tool_calls")
+            and not previous.get("tool_calls")
+        ):
+            # Several providers require alternating roles: merge what our steps split.
+            previous["content"] = _merged(previous.get("content"), data.get("content"))
             continue
         result.append(data)
     return result
 
 
-def _is_text(data: dict[str, Any], previous: dict[str, Any]) -> bool:
-    return isinstance(data.get("content"), str) and isinstance(previous.get("content"), str)
+def _merged(first: Any, second: Any) -> Any:
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    return [*_parts(first), {"type": "text", "text": "\n\n"}, *_parts(second)]
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content)
 
 
 class _StopFilter:

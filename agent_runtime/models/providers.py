@@ -165,13 +165,10 @@ class InferenceClientModel(Model):
         **kwargs: Any,
     ) -> None:
         super().__init__(model_id, **kwargs)
-        self.client_kwargs: dict[str, Any] = {
-            "model": model_id,
-            "provider": provider,
-            "token": token,
-            "timeout": timeout,
-        }
+        self.client_kwargs: dict[str, Any] = {"provider": provider, "token": token, "timeout": timeout}
         self.client_kwargs.update(client_kwargs or {})
+        if "base_url" not in self.client_kwargs:  # base_url is huggingface_hub's alias for model: not both
+            self.client_kwargs.setdefault("model", model_id)
         self._clients: PerLoopClient[Any] = PerLoopClient(self._make_client)
 
     def _make_client(self) -> Any:
@@ -179,16 +176,13 @@ class InferenceClientModel(Model):
 
         return AsyncInferenceClient(**self.client_kwargs)
 
-    def _hf_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        request = dict(request)
-        request.pop("model", None)  # the client already knows it
-        return request
-
     async def _agenerate(self, request: dict[str, Any]) -> ChatMessage:
-        return message_from_completion(await self._clients.get().chat_completion(**self._hf_request(request)))
+        return message_from_completion(await self._clients.get().chat_completion(**request))
 
     async def _agenerate_stream(self, request: dict[str, Any]) -> AsyncIterator[ChatMessageStreamDelta]:
-        stream = await self._clients.get().chat_completion(**self._hf_request(request), stream=True)
+        stream = await self._clients.get().chat_completion(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
         async for chunk in stream:
             yield delta_from_chunk(chunk)
 

@@ -2,7 +2,11 @@
 
 Each test queues what the next completions return (`server.reply(...)`, `server.fail(...)`); the server
 answers `POST /v1/chat/completions` with JSON, or with server-sent events when the request says
-`stream: true`, and records every request body it received in `server.requests`.
+`stream: true`, and records every request body it received in `server.requests` (and, in the same order,
+the method, path, query and headers of each in `server.http_requests`).
+
+Azure OpenAI's route, `POST /openai/deployments/{deployment}/chat/completions?api-version=...`, answers
+from the same script; like Azure, it refuses a request without `api-version` (404, nothing scripted used).
 
 The server runs its own event loop in a thread, so it keeps answering while a test blocks its own
 loop (the sync `Model.generate` called from async code blocks the caller by design).
@@ -55,11 +59,22 @@ class Failure:
     type: str = "server_error"
 
 
+@dataclass(frozen=True)
+class HttpRequest:
+    """What a request carried besides its body. Header names are lower-cased."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
 @dataclass(repr=False)
 class OpenAIServer:
     host: str = "127.0.0.1"
     keep_alive: bool = True  # False: close every connection after its response
     requests: list[JsonDict] = field(default_factory=list)
+    http_requests: list[HttpRequest] = field(default_factory=list)
     _script: deque[Reply | Failure] = field(default_factory=deque)
     _sticky: Failure | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -97,6 +112,7 @@ class OpenAIServer:
             self._script.clear()
             self._sticky = None
             self.requests.clear()
+            self.http_requests.clear()
         self.keep_alive = True
 
     @property
@@ -159,6 +175,7 @@ class OpenAIServer:
     async def _start_site(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure_chat_completions)
         self._runner = web.AppRunner(app, shutdown_timeout=1, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
@@ -174,9 +191,16 @@ class OpenAIServer:
 
     # -- the endpoint ----------------------------------------------------------------------------
 
-    def _next(self, body: JsonDict) -> Reply | Failure:
+    def _next(self, body: JsonDict, request: web.Request) -> Reply | Failure:
+        info = HttpRequest(
+            request.method,
+            request.path,
+            dict(request.query),
+            {name.lower(): value for name, value in request.headers.items()},
+        )
         with self._lock:
             self.requests.append(body)
+            self.http_requests.append(info)
             if self._sticky is not None:
                 return self._sticky
             if not self._script:
@@ -185,22 +209,29 @@ class OpenAIServer:
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        reply = self._next(body)
+        reply = self._next(body, request)
+        model = body.get("model") or request.match_info.get("deployment", "")
         if isinstance(reply, Failure):
             error = {"message": reply.message, "type": reply.type, "param": None, "code": None}
             return self._closing(web.json_response({"error": error}, status=reply.status))
         completion_id = f"chatcmpl-{len(self.requests)}"
         if not body.get("stream"):
-            return self._closing(web.json_response(_completion(completion_id, body["model"], reply)))
+            return self._closing(web.json_response(_completion(completion_id, model, reply)))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         response = self._closing(web.StreamResponse(headers=headers))
         await response.prepare(request)
-        for chunk in _chunks(completion_id, body["model"], reply, include_usage):
+        for chunk in _chunks(completion_id, model, reply, include_usage):
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _azure_chat_completions(self, request: web.Request) -> web.StreamResponse:
+        if "api-version" not in request.query:
+            error = {"code": "404", "message": "Resource not found"}
+            return self._closing(web.json_response({"error": error}, status=404))
+        return await self._chat_completions(request)
 
     def _closing(self, response: web.StreamResponse) -> web.StreamResponse:
         if not self.keep_alive:
