@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -234,3 +234,56 @@ async def test_model_shared_by_agents_respects_a_rate_limit(agent_class: type) -
     started = time.monotonic()
     await asyncio.gather(*(agent_class([], model).arun("go") for _ in range(3)))
     assert time.monotonic() - started >= 0.19
+
+
+async def test_argument_text_that_is_not_json_is_an_error_observation() -> None:
+    from agent_runtime.models import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction
+
+    broken = ChatMessage(
+        "assistant",
+        "",
+        tool_calls=[ChatMessageToolCall("c0", ChatMessageToolCallFunction("double", '{"x": 1'))],
+    )
+    model = ScriptedModel([broken, tool_call_message(("final_answer", {"answer": "ok"}))])
+    agent = ToolCallingAgent([double], model)
+    assert await agent.arun("go") == "ok"
+    assert "must be a JSON object" in (agent.memory.action_steps[0].observations or "")
+
+
+def test_breaking_out_of_a_sync_stream_runs_no_further_step() -> None:
+    calls: list[int] = []
+
+    @tool
+    def record(n: int) -> int:
+        """Records a call.
+
+        Args:
+            n: The step.
+        """
+        calls.append(n)
+        return n
+
+    model = ScriptedModel(["```python\nrecord(1)\n```", "```python\nrecord(2)\n```", "```python\nfinal_answer(3)\n```"])
+    for event in CodeAgent([record], model).run("go", stream=True):
+        if isinstance(event, ActionStep):
+            break
+    time.sleep(0.1)
+    assert calls == [1]
+
+
+async def test_literal_choices_are_enforced() -> None:
+    from agent_runtime import AgentToolCallError
+
+    @tool
+    def paint(color: Literal["red", "blue"]) -> str:
+        """Paints.
+
+        Args:
+            color: The color.
+        """
+        return color
+
+    assert paint.inputs["color"] == {"type": "string", "description": "The color.", "enum": ["red", "blue"]}
+    assert await paint.acall("red") == "red"
+    with pytest.raises(AgentToolCallError, match="must be one of"):
+        await paint.acall("green")

@@ -52,3 +52,14 @@ async def test_rate_limit_spaces_calls_without_blocking_the_loop() -> None:
     ticking.cancel()
     assert 0.14 <= elapsed < 0.5
     assert ticks > 10  # the loop kept running while calls waited for their slot
+
+
+def test_api_messages_merge_list_content_too() -> None:
+    parts = [{"type": "text", "text": "a"}]
+    merged = to_api_messages([ChatMessage(MessageRole.ASSISTANT, parts), ChatMessage(MessageRole.TOOL_CALL, "b")])
+    assert merged == [
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "\n\n"}, {"type": "text", "text": "b"}],
+        }
+    ]

@@ -67,6 +67,7 @@ EXPECTED_AUTH = {
 # Streaming through litellm (the Router) raises warnings inside litellm: see LITELLM_STREAMING_WARNINGS.
 STREAMING_KINDS = [pytest.param("router", marks=LITELLM_STREAMING_WARNINGS), "azure", "hf"]
 
+
 def router_model_list(server: OpenAIServer) -> list[dict[str, Any]]:
     params = {"model": "openai/test-model", "api_base": f"{server.url}/v1", "api_key": "test"}
     return [{"model_name": "test-model", "litellm_params": params}]

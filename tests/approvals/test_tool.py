@@ -127,3 +127,26 @@ async def test_rejection_is_a_plain_observation_for_the_model(client: ApprovalCl
     step = agent.memory.action_steps[0]
     assert step.error is None
     assert step.observations == "The reviewer did not approve this delete_file call (rejected): not now"
+
+
+async def test_tool_calling_agents_requests_carry_context_and_positional_keys(client: ApprovalClient) -> None:
+    approval = HumanApprovalTool(client, queue="ops")
+    model = ScriptedModel(
+        [
+            tool_call_message(("human_approval", {"action": "first"}), ("human_approval", {"action": "second"})),
+            tool_call_message(("final_answer", {"answer": "done"})),
+        ]
+    )
+    run = asyncio.create_task(ToolCallingAgent([approval], model, name="ops-bot").arun("two things", run_id="r9"))
+    for _ in range(500):
+        page = await client.store.list_pending("ops")
+        if page.total == 2:
+            break
+        await asyncio.sleep(0.01)
+    keys = {r.action: r.idempotency_key for r in page.items}
+    assert keys == {"first": "r9:1:0.0", "second": "r9:1:1.0"}
+    assert {r.context["task"] for r in page.items} == {"two things"}
+    assert {r.agent_id for r in page.items} == {"ops-bot"}
+    for request in page.items:
+        await client.store.approve(request.id, by="alice")
+    assert await asyncio.wait_for(run, 5) == "done"
