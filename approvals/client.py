@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from .connections import command_client, pubsub_client
 from .errors import ClientClosed, StoreUnavailable
 from .expiry import ExpirySweeper
+from .heartbeat import Heartbeat
 from .models import ApprovalRequest, Decision
 from .settings import Settings
 from .store import ApprovalStore
@@ -24,18 +25,26 @@ class ApprovalClient:
     """Create approval requests and wait for their decisions without a thread or connection per waiter.
 
     `requested_by` names this agent process in every request it makes (reviewers see it, and it may
-    not decide its own requests). `sweep_expired` runs an expiry sweeper in this process too.
+    not decide its own requests). `sweep_expired` runs an expiry sweeper in this process too;
+    `heartbeat` (a role name, or None for none) publishes this process's waiting count for ops.
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, requested_by: str | None = None, sweep_expired: bool = True
+        self,
+        settings: Settings | None = None,
+        *,
+        requested_by: str | None = None,
+        sweep_expired: bool = True,
+        heartbeat: str | None = "agent",
     ) -> None:
         self.settings = Settings.from_env() if settings is None else settings
         self.requested_by = requested_by
         self._sweep_expired = sweep_expired
+        self._heartbeat_role = heartbeat
         self._store: ApprovalStore | None = None
         self._waiter: DecisionWaiter | None = None
         self._sweeper: ExpirySweeper | None = None
+        self._heartbeat: Heartbeat | None = None
 
     async def __aenter__(self) -> ApprovalClient:
         await self.start()
@@ -58,18 +67,23 @@ class ApprovalClient:
             if self._sweep_expired:
                 self._sweeper = ExpirySweeper(self._store)
                 self._sweeper.start()
+            if self._heartbeat_role is not None:
+                self._heartbeat = Heartbeat(self._store, lambda: self.waiting, self._heartbeat_role)
+                self._heartbeat.start()
         except BaseException:
             await self.aclose()
             raise
 
     async def aclose(self) -> None:
+        if self._heartbeat is not None:
+            await self._heartbeat.aclose()
         if self._sweeper is not None:
             await self._sweeper.aclose()
         if self._waiter is not None:
             await self._waiter.aclose()
         if self._store is not None:
             await self._store.redis.aclose()
-        self._store = self._waiter = self._sweeper = None
+        self._store = self._waiter = self._sweeper = self._heartbeat = None
 
     @property
     def store(self) -> ApprovalStore:

@@ -45,6 +45,32 @@ class Keys:
         return f"{self.prefix}events"
 
     @property
+    def processes(self) -> str:
+        """Hash: process id -> heartbeat JSON (waiting coroutines, last seen)."""
+        return f"{self.prefix}processes"
+
+    def user(self, name: str) -> str:
+        """Hash: a dashboard user (password hash, role, queues)."""
+        return f"{self.prefix}user:{name}"
+
+    @property
+    def users(self) -> str:
+        """Set of user names."""
+        return f"{self.prefix}users"
+
+    def token(self, digest: str) -> str:
+        """Hash: an API token, by the SHA-256 of its secret (the secret itself is never stored)."""
+        return f"{self.prefix}token:{digest}"
+
+    def session(self, session_id: str) -> str:
+        """Hash with a TTL: a browser session (user, CSRF token)."""
+        return f"{self.prefix}session:{session_id}"
+
+    def login_attempts(self, who: str) -> str:
+        """Counter with a TTL: failed logins per client address and per user name."""
+        return f"{self.prefix}login:{who}"
+
+    @property
     def decided_channel(self) -> str:
         """Pub/Sub channel: one message per request that left pending."""
         return f"{self.prefix}decided"
