@@ -49,8 +49,8 @@ def command_client(settings: Settings) -> Redis:
     return Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url, **options))
 
 
-def pubsub_client(settings: Settings) -> Redis:
-    """The client behind the one Pub/Sub connection per process.
+def pubsub_client(settings: Settings, role: str = "sub") -> Redis:
+    """The client behind the one Pub/Sub connection per process (or another long blocking read).
 
     `socket_timeout=None`: redis-py's 5 s default would re-send the blocking read on a new connection.
     The waiter PINGs it when idle (see `DecisionWaiter`), so a silently dead connection is re-made.
@@ -59,7 +59,7 @@ def pubsub_client(settings: Settings) -> Redis:
         "max_connections": 1,
         "timeout": None,
         "decode_responses": True,
-        "client_name": client_name("sub"),
+        "client_name": client_name(role),
         "socket_timeout": None,
         "socket_connect_timeout": 5.0,
         "socket_keepalive": True,

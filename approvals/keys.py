@@ -45,6 +45,11 @@ class Keys:
         return f"{self.prefix}events"
 
     @property
+    def counts(self) -> str:
+        """Hash: '<queue>:<created|approved|rejected|expired|cancelled>' -> count, for metrics."""
+        return f"{self.prefix}counts"
+
+    @property
     def processes(self) -> str:
         """Hash: process id -> heartbeat JSON (waiting coroutines, last seen)."""
         return f"{self.prefix}processes"

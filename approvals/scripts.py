@@ -6,14 +6,15 @@ same step as the change, so the log can never disagree with the data.
 
 from __future__ import annotations
 
-# KEYS: request, pending (all), pending (queue), expiry, events, queues, [idempotency]
+# KEYS: request, pending (all), pending (queue), expiry, events, queues, counts, [idempotency]
 # ARGV: id, created_at, expires_at, events maxlen, queue, action, actor, args JSON, then hash field/value pairs
 CREATE = """
-if KEYS[7] then
-  local existing = redis.call('GET', KEYS[7])
+if KEYS[8] then
+  local existing = redis.call('GET', KEYS[8])
   if existing then return {'existing', existing} end
-  redis.call('SET', KEYS[7], ARGV[1])
+  redis.call('SET', KEYS[8], ARGV[1])
 end
+redis.call('HINCRBY', KEYS[7], ARGV[5] .. ':created', 1)
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
@@ -24,7 +25,8 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'type', 'created', 'id'
 return {'created', ARGV[1]}
 """
 
-# KEYS: request, pending (all), pending (queue), expiry, history (all), history (queue), events, [idempotency]
+# KEYS: request, pending (all), pending (queue), expiry, history (all), history (queue), events, counts,
+#       [idempotency]
 # ARGV: id, status, now, actor, reason, edited args JSON, check self ('1'/'0'), channel, events maxlen,
 #       retention seconds, expiry actor, expiry reason
 #
@@ -76,7 +78,8 @@ redis.call('ZREM', KEYS[4], id)
 redis.call('ZADD', KEYS[5], ARGV[3], id)
 redis.call('ZADD', KEYS[6], ARGV[3], id)
 redis.call('EXPIRE', req, ARGV[10])
-if KEYS[8] then redis.call('EXPIRE', KEYS[8], ARGV[10]) end
+if KEYS[9] then redis.call('EXPIRE', KEYS[9], ARGV[10]) end
+redis.call('HINCRBY', KEYS[8], current[4] .. ':' .. status, 1)
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', unpack(event))
 
 local reply = decision(kind)

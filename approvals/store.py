@@ -81,6 +81,7 @@ class ApprovalStore:
             self.keys.expiry,
             self.keys.events,
             self.keys.queues,
+            self.keys.counts,
         ]
         if idempotency_key is not None:
             keys.append(self.keys.idempotency(idempotency_key))
@@ -224,6 +225,14 @@ class ApprovalStore:
                 raise result
         return expired
 
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """Requests created and decided so far, by (queue, event): for counters in /metrics."""
+        counts = {}
+        for key, value in (await self.redis.hgetall(self.keys.counts)).items():
+            queue, _, event = key.rpartition(":")
+            counts[queue, event] = int(value)
+        return counts
+
     async def trim_history(self) -> int:
         """Drop ids of requests past retention from the history indexes (their hashes expire by TTL)."""
         cutoff = repr(time.time() - self.settings.retention)
@@ -251,6 +260,7 @@ class ApprovalStore:
             self.keys.history(),
             self.keys.history(queue),
             self.keys.events,
+            self.keys.counts,
         ]
         if idempotency_key:
             keys.append(self.keys.idempotency(idempotency_key))

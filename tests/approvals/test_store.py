@@ -225,3 +225,11 @@ async def test_decided_request_is_kept_for_retention_only(client: ApprovalClient
     ttl = await store.redis.ttl(store.keys.request(request.id))
     assert 0 < ttl <= client.settings.retention
     assert 0 < await store.redis.ttl(store.keys.idempotency("retained")) <= client.settings.retention
+
+
+async def test_counts_track_created_and_decided_per_queue(any_client: ApprovalClient) -> None:
+    store = any_client.store
+    first = await store.create("a", queue="email")
+    await store.create("b", queue="email")
+    await store.reject(first.id, by="alice", reason="no")
+    assert await store.counts() == {("email", "created"): 2, ("email", "rejected"): 1}
