@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import validation as check
 from .errors import AlreadyDecided, ClientClosed, WaitTimeout
+from .histogram import Histogram
 from .models import Decision
 from .store import ApprovalStore
 from .tasks import BackgroundTasks
@@ -47,6 +48,7 @@ class DecisionWaiter:
         self._subscribed = asyncio.Event()
         self.rechecks = 0  # re-checks started, for tests and metrics
         self.wake_ups = 0  # futures resolved
+        self.wake_latency = Histogram()  # decision written -> waiter woken, for wake-ups by message
 
     @property
     def waiting(self) -> int:
@@ -122,7 +124,9 @@ class DecisionWaiter:
     def _on_message(self, payload: str) -> None:
         request_id, _, _ = payload.partition("\n")
         if request_id in self._futures:  # other processes' decisions cost only this lookup
-            self._resolve(Decision.from_message(payload))
+            decision = Decision.from_message(payload)
+            self._resolve(decision)
+            self.wake_latency.observe(max(0.0, time.time() - decision.decided_at))
 
     # -- background tasks --------------------------------------------------------------------------
 
