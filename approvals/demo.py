@@ -44,14 +44,27 @@ def demo_model(action: str) -> ScriptedModel:
     return ScriptedModel(reply, delay=0.05)
 
 
+async def ask_once(client: ApprovalClient, name: str, timeout: float) -> str:
+    """One demo agent run: a CodeAgent asks for approval of a random action and reports the answer."""
+    queue, action, args = random.choice(ACTIONS)
+    described = f"{action} {json.dumps(args)}"
+    code_agent = CodeAgent([HumanApprovalTool(client, queue=queue, timeout=timeout)], demo_model(described), name=name)
+    print(f"{name:>8} asks    {described} on queue {queue!r}")
+    answer: str = await code_agent.arun(f"Carry out: {described}")
+    print(f"{name:>8} resumes {answer}")
+    return answer
+
+
 async def agent(client: ApprovalClient, name: str, until: float) -> None:
     while time.monotonic() < until:
-        queue, action, args = random.choice(ACTIONS)
-        described = f"{action} {json.dumps(args)}"
-        code_agent = CodeAgent([HumanApprovalTool(client, queue=queue, timeout=3)], demo_model(described), name=name)
-        print(f"{name:>8} asks    {described} on queue {queue!r}")
-        answer = await code_agent.arun(f"Carry out: {described}")
-        print(f"{name:>8} resumes {answer}")
+        await ask_once(client, name, timeout=3)
+
+
+async def agent_loop(client: ApprovalClient, name: str) -> None:
+    """For `approvals demo`: ask every few seconds, with varied deadlines, for a person to decide."""
+    while True:
+        await ask_once(client, name, timeout=random.choice([60, 120, 300, 900]))
+        await asyncio.sleep(random.uniform(2, 8))
 
 
 async def reviewer(client: ApprovalClient, until: float) -> None:

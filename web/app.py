@@ -1,0 +1,76 @@
+"""`create_app(settings)`: the aiohttp application, its routes and the resources it owns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from approvals import ApprovalClient
+from approvals.connections import pubsub_client
+
+from . import api, appkeys, metrics, openapi, pages
+from .auth import auth_middleware
+from .live import AuditFeed
+from .render import error_middleware, security_headers, setup_templates
+from .settings import WebSettings
+from .users import UserStore
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: WebSettings | None = None) -> web.Application:
+    settings = settings or WebSettings.from_env()
+    app = web.Application(
+        middlewares=[security_headers, error_middleware, auth_middleware], client_max_size=settings.max_body
+    )
+    app[appkeys.SETTINGS] = settings
+    setup_templates(app)
+    setup_routes(app)
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+async def resources(app: web.Application) -> AsyncIterator[None]:
+    """The approval client (one Pub/Sub connection for every long-poll) and the live audit feed."""
+    settings = app[appkeys.SETTINGS]
+    client = ApprovalClient(settings.approvals, heartbeat="server")
+    await client.start()
+    feed = AuditFeed(client.store, pubsub_client(settings.approvals, role="feed"))
+    feed.start()
+    app[appkeys.CLIENT], app[appkeys.FEED], app[appkeys.USERS] = client, feed, UserStore(client.store)
+    try:
+        yield
+    finally:
+        await feed.aclose()
+        await client.aclose()
+
+
+def setup_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/", pages.index)
+    router.add_get("/queue", pages.queue_page)
+    router.add_get("/requests/{id}", pages.request_page)
+    router.add_post("/requests/{id}/decide", pages.decide_form)
+    router.add_get("/history", pages.history_page)
+    router.add_get("/ops", pages.ops_page)
+    router.add_get("/events", pages.events_stream)
+    router.add_get("/login", pages.login_page)
+    router.add_post("/login", pages.login)
+    router.add_post("/logout", pages.logout)
+    router.add_static("/static", STATIC)
+
+    router.add_post("/api/v1/approvals", api.create)
+    router.add_get("/api/v1/approvals", api.list_requests)
+    router.add_get("/api/v1/approvals/{id}", api.get_request)
+    router.add_post("/api/v1/approvals/{id}/decision", api.decide)
+    router.add_post("/api/v1/approvals/{id}/cancel", api.cancel)
+    router.add_get("/api/v1/approvals/{id}/wait", api.wait)
+    router.add_get("/api/v1/queues", api.queues)
+    router.add_get("/api/v1/audit", api.audit)
+    router.add_get("/api/v1/openapi.json", openapi.openapi)
+
+    router.add_get("/metrics", metrics.metrics)
+    router.add_get("/healthz", metrics.healthz)
+    router.add_get("/readyz", metrics.readyz)

@@ -1,0 +1,26 @@
+"""Typed keys for what the application holds: one place, so every module agrees."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from approvals import ApprovalClient
+
+    from .live import AuditFeed
+    from .settings import WebSettings
+    from .users import User, UserStore
+
+SETTINGS: web.AppKey[WebSettings] = web.AppKey("settings")
+CLIENT: web.AppKey[ApprovalClient] = web.AppKey("client")
+USERS: web.AppKey[UserStore] = web.AppKey("users")
+FEED: web.AppKey[AuditFeed] = web.AppKey("feed")
+
+# Per request: who is asking (None when anonymous), and the CSRF token of their session.
+PRINCIPAL = "principal"
+CSRF = "csrf_token"
+VIA_SESSION = "via_session"
+
+__all__ = ["CLIENT", "CSRF", "FEED", "PRINCIPAL", "SETTINGS", "USERS", "VIA_SESSION", "User"]

@@ -1,0 +1,85 @@
+"""Who is asking: a browser session (cookie) or an API bearer token; and CSRF protection for forms.
+
+Views call `require_user(request)` and the permission helpers; only this module reads credentials.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from . import appkeys
+from .users import Role, User
+
+SESSION_COOKIE = "apr_session"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    users = request.app[appkeys.USERS]
+    settings = request.app[appkeys.SETTINGS]
+    request[appkeys.PRINCIPAL] = None
+    request[appkeys.CSRF] = None
+    request[appkeys.VIA_SESSION] = False
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        user = await users.user_for_token(authorization.removeprefix("Bearer ").strip())
+        if user is None:
+            raise web.HTTPUnauthorized(
+                text="The API token is unknown or revoked; create one with 'approvals tokens create'"
+            )
+        request[appkeys.PRINCIPAL] = user
+    elif session_id := request.cookies.get(SESSION_COOKIE):
+        session = await users.get_session(session_id, settings.session_ttl)
+        if session is not None:
+            request[appkeys.PRINCIPAL] = await users.get(session.user)
+            request[appkeys.CSRF] = session.csrf_token
+            request[appkeys.VIA_SESSION] = True
+    return await handler(request)
+
+
+def current_user(request: web.Request) -> User | None:
+    user: User | None = request[appkeys.PRINCIPAL]
+    return user
+
+
+def require_user(request: web.Request) -> User:
+    """The signed-in user; browsers are sent to the login page, API clients get a 401."""
+    user = current_user(request)
+    if user is None:
+        if request.path.startswith("/api/"):
+            raise web.HTTPUnauthorized(text="Sign in, or send 'Authorization: Bearer <token>'")
+        raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
+    return user
+
+
+def require_admin(request: web.Request) -> User:
+    user = require_user(request)
+    if user.role is not Role.ADMIN:
+        raise web.HTTPForbidden(text="Only an admin may do this")
+    return user
+
+
+def check_csrf(request: web.Request, submitted: str | None) -> None:
+    """State changes from a browser session must carry the session's CSRF token."""
+    if not request[appkeys.VIA_SESSION]:
+        return  # bearer tokens are not sent by browsers on their own: no CSRF risk
+    expected = request[appkeys.CSRF] or ""
+    if not submitted or not hmac.compare_digest(submitted, expected):
+        raise web.HTTPForbidden(text="The form expired or did not come from this site; reload the page and try again")
+
+
+def set_session_cookie(response: web.StreamResponse, request: web.Request, session_id: str) -> None:
+    settings = request.app[appkeys.SETTINGS]
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(settings.session_ttl),
+        httponly=True,
+        samesite="Lax",
+        secure=settings.secure_cookies,
+        path="/",
+    )

@@ -1,0 +1,184 @@
+"""The `approvals` command: run the platform, the demo, and manage users and API tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from approvals import ApprovalClient, ApprovalError
+from approvals.tasks import BackgroundTasks
+
+from . import appkeys
+from .app import create_app
+from .settings import WebSettings
+from .users import Role, UnknownUser, UserExists, UserStore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        result: int = args.run(args)
+    except ApprovalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="approvals", description="Human approval of AI agents' actions.")
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    for name, run, help_text in (
+        ("serve", _serve, "run the dashboard and API"),
+        ("demo", _demo, "run it with demo agents"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=8080)
+        command.set_defaults(run=run)
+
+    users = commands.add_parser("users", help="manage dashboard users").add_subparsers(required=True, metavar="action")
+    add = users.add_parser("add", help="add a user (the password is read from the terminal or --password-stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=[r.value for r in Role], default=Role.REVIEWER.value)
+    add.add_argument("--queues", default="*", help="comma-separated queues a reviewer may decide in (default: all)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=lambda a: _with_users(_add_user, a))
+    users.add_parser("list", help="list users").set_defaults(run=lambda a: _with_users(_list_users, a))
+    remove = users.add_parser("remove", help="remove a user")
+    remove.add_argument("name")
+    remove.set_defaults(run=lambda a: _with_users(_remove_user, a))
+
+    tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(required=True, metavar="action")
+    create = tokens.add_parser("create", help="create a token for a user (printed once)")
+    create.add_argument("user")
+    create.add_argument("--label", default="")
+    create.set_defaults(run=lambda a: _with_users(_create_token, a))
+    revoke = tokens.add_parser("revoke", help="revoke a token (the token itself or its id)")
+    revoke.add_argument("token")
+    revoke.set_defaults(run=lambda a: _with_users(_revoke_token, a))
+    return parser
+
+
+# -- serve and demo --------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = WebSettings.from_env(host=args.host, port=args.port)
+    web.run_app(create_app(settings), host=args.host, port=args.port, print=_announce(settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = WebSettings.from_env(host=args.host, port=args.port)
+    app = create_app(settings)
+    password = secrets.token_urlsafe(9)
+    app.on_startup.append(lambda app: _demo_user(app, password))
+    app.cleanup_ctx.append(_demo_agents)
+    print(f"Sign in as user 'demo' with password '{password}'.")
+    web.run_app(app, host=args.host, port=args.port, print=_announce(settings))
+    return 0
+
+
+def _announce(settings: WebSettings) -> Callable[[str], None]:
+    def announce(_: str) -> None:
+        print(f"approvals is running at http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
+
+    return announce
+
+
+async def _demo_user(app: web.Application, password: str) -> None:
+    users = app[appkeys.USERS]
+    with contextlib.suppress(UnknownUser):  # a Redis that kept the demo user from an earlier run
+        await users.remove("demo")
+    await users.add("demo", password, Role.ADMIN)
+
+
+async def _demo_agents(app: web.Application) -> AsyncIterator[None]:
+    from approvals.demo import agent_loop
+
+    settings = app[appkeys.SETTINGS]
+    tasks = BackgroundTasks()
+    async with ApprovalClient(settings.approvals, requested_by="demo-agents", heartbeat="demo-agents") as client:
+        for n in range(1, 5):
+            tasks.spawn(agent_loop(client, f"agent-{n}"))
+        yield
+        await tasks.aclose()
+
+
+# -- users and tokens ------------------------------------------------------------------------------
+
+
+def _with_users(action: Callable[[UserStore, argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
+    async def run() -> int:
+        settings = WebSettings.from_env()
+        if settings.approvals.embedded:
+            print(
+                "note: REDIS_URL is not set, so this changes the embedded store of this process only", file=sys.stderr
+            )
+        async with ApprovalClient(settings.approvals, sweep_expired=False, heartbeat=None) as client:
+            return await action(UserStore(client.store), args)
+
+    return asyncio.run(run())
+
+
+async def _add_user(users: UserStore, args: argparse.Namespace) -> int:
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"Password for {args.name}: ")
+    )
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip()) or ("*",)
+    try:
+        user = await users.add(args.name, password, Role(args.role), queues)
+    except UserExists as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"added {user.name} ({user.role.value}, queues: {', '.join(user.queues)})")
+    return 0
+
+
+async def _list_users(users: UserStore, args: Any) -> int:
+    for user in await users.all():
+        print(f"{user.name}\t{user.role.value}\t{','.join(user.queues)}")
+    return 0
+
+
+async def _remove_user(users: UserStore, args: argparse.Namespace) -> int:
+    await users.remove(args.name)
+    print(f"removed {args.name}")
+    return 0
+
+
+async def _create_token(users: UserStore, args: argparse.Namespace) -> int:
+    token = await users.create_token(args.user, args.label)
+    print(token)
+    print(
+        f"Keep it now: only its hash is stored. Revoke it with: approvals tokens revoke {token.split('_')[1]}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _revoke_token(users: UserStore, args: argparse.Namespace) -> int:
+    try:
+        await users.revoke_token(args.token)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("revoked")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

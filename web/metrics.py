@@ -1,0 +1,96 @@
+"""`/metrics` in the Prometheus text format, and the health endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from approvals.heartbeat import live_processes
+from approvals.stats import decision_stats
+
+from . import appkeys
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels.items()
+    )
+    return "{" + inner + "}"
+
+
+class _Text:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(self, name: str, kind: str, help_text: str, samples: Sequence[tuple[str, float]]) -> None:
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        self.lines += [f"{name}{labels} {value:g}" for labels, value in samples]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    client = request.app[appkeys.CLIENT]
+    store = client.store
+    out = _Text()
+    try:
+        queues, counts, stats, processes = await asyncio.gather(
+            store.queue_stats(), store.counts(), decision_stats(store), live_processes(store)
+        )
+    except (RedisError, OSError):
+        out.metric("approvals_redis_up", "gauge", "Whether Redis answered this scrape.", [("", 0)])
+        return web.Response(text="\n".join(out.lines) + "\n", content_type="text/plain", charset="utf-8")
+    out.metric("approvals_redis_up", "gauge", "Whether Redis answered this scrape.", [("", 1)])
+    out.metric(
+        "approvals_queue_depth",
+        "gauge",
+        "Pending requests per queue.",
+        [(_labels(queue=q.queue), q.depth) for q in queues],
+    )
+    out.metric(
+        "approvals_queue_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest pending request per queue.",
+        [(_labels(queue=q.queue), q.oldest_age) for q in queues],
+    )
+    created = [(_labels(queue=q), n) for (q, event), n in sorted(counts.items()) if event == "created"]
+    decided = [(_labels(queue=q, outcome=e), n) for (q, e), n in sorted(counts.items()) if e != "created"]
+    out.metric("approvals_requests_created_total", "counter", "Requests created.", created)
+    out.metric("approvals_decisions_total", "counter", "Requests decided, by outcome (expired included).", decided)
+    quantiles = [
+        (_labels(queue=s.queue, quantile=q), value)
+        for s in stats
+        for q, value in (("0.5", s.p50), ("0.95", s.p95))
+        if value is not None
+    ]
+    out.metric("approvals_time_to_decision_seconds", "summary", "Request to decision, over the last hour.", quantiles)
+    waiting = [(_labels(process=p.process_id, role=p.role), p.waiting) for p in processes]
+    out.metric("approvals_waiting_coroutines", "gauge", "Coroutines waiting for a decision, per process.", waiting)
+    histogram = client.waiter.wake_latency
+    buckets = [(_labels(le=le), n) for le, n in histogram.cumulative()]
+    out.metric(
+        "approvals_wake_latency_seconds",
+        "histogram",
+        "Decision written to waiting coroutine woken, in this server process.",
+        [],
+    )
+    out.lines += [f"approvals_wake_latency_seconds_bucket{labels} {n}" for labels, n in buckets]
+    out.lines += [
+        f"approvals_wake_latency_seconds_sum {histogram.total:g}",
+        f"approvals_wake_latency_seconds_count {histogram.count}",
+    ]
+    return web.Response(text="\n".join(out.lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "time": time.time()})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await asyncio.wait_for(request.app[appkeys.CLIENT].store.redis.ping(), 2)
+    except (RedisError, OSError, TimeoutError) as error:
+        return web.json_response({"status": "unavailable", "redis": str(error)}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,185 @@
+"""The OpenAPI document of the JSON API, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Bad input", 401: "No or unknown credentials", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+    return {str(code): _response(text[code], _ERROR) for code in codes}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+_REQUEST = {"$ref": "#/components/schemas/ApprovalRequest"}
+_DECISION = {"$ref": "#/components/schemas/Decision"}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "approvals", "version": "1", "description": "Human approval of AI agents' actions."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "NewRequest": {
+                "type": "object",
+                "required": ["action"],
+                "additionalProperties": False,
+                "properties": {
+                    "action": {"type": "string", "maxLength": 500},
+                    "args": {"type": "object"},
+                    "queue": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0},
+                    "idempotency_key": {"type": "string", "maxLength": 200},
+                    "context": {"type": "object"},
+                    "agent_id": {"type": "string"},
+                    "run_id": {"type": "string"},
+                },
+            },
+            "ApprovalRequest": {
+                "type": "object",
+                "properties": {
+                    name: {"type": kind}
+                    for name, kind in {
+                        "id": "string",
+                        "queue": "string",
+                        "action": "string",
+                        "args": "object",
+                        "status": "string",
+                        "created_at": "number",
+                        "expires_at": "number",
+                        "agent_id": ["string", "null"],
+                        "run_id": ["string", "null"],
+                        "requested_by": ["string", "null"],
+                        "decided_at": ["number", "null"],
+                        "decided_by": ["string", "null"],
+                        "reason": ["string", "null"],
+                        "edited_args": ["object", "null"],
+                        "idempotency_key": ["string", "null"],
+                        "context": "object",
+                    }.items()
+                },
+            },
+            "Decision": {
+                "type": "object",
+                "properties": {
+                    "request_id": {"type": "string"},
+                    "status": {"enum": ["approved", "rejected", "expired", "cancelled"]},
+                    "approved": {"type": "boolean"},
+                    "decided_by": {"type": "string"},
+                    "decided_at": {"type": "number"},
+                    "reason": {"type": ["string", "null"]},
+                    "args": {"type": "object", "description": "The arguments to run with (edited if edited)"},
+                    "edited": {"type": "boolean"},
+                },
+            },
+            "DecisionInput": {
+                "type": "object",
+                "required": ["outcome"],
+                "properties": {
+                    "outcome": {"enum": ["approve", "reject"]},
+                    "reason": {"type": "string"},
+                    "edited_args": {"type": "object"},
+                },
+            },
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/approvals": {
+            "post": {
+                "summary": "Ask for approval",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewRequest"}}},
+                },
+                "responses": {
+                    "201": _response("Created (or the existing request for this idempotency key)", _REQUEST),
+                    **_errors(400, 401, 409),
+                },
+            },
+            "get": {
+                "summary": "List requests",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": ["pending", "decided"]}},
+                    {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                ],
+                "responses": {"200": _response("A page of requests"), **_errors(400, 401)},
+            },
+        },
+        "/api/v1/approvals/{id}": {
+            "get": {
+                "summary": "One request",
+                "parameters": [_ID],
+                "responses": {"200": _response("The request", _REQUEST), **_errors(401, 404)},
+            },
+        },
+        "/api/v1/approvals/{id}/decision": {
+            "post": {
+                "summary": "Approve (optionally with edited arguments) or reject",
+                "parameters": [_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DecisionInput"}}},
+                },
+                "responses": {"200": _response("Decided", _DECISION), **_errors(400, 401, 403, 404, 409)},
+            },
+        },
+        "/api/v1/approvals/{id}/cancel": {
+            "post": {
+                "summary": "Withdraw a request",
+                "parameters": [_ID],
+                "responses": {"200": _response("Cancelled", _DECISION), **_errors(401, 403, 404, 409)},
+            },
+        },
+        "/api/v1/approvals/{id}/wait": {
+            "get": {
+                "summary": "Long-poll for the decision",
+                "parameters": [_ID, {"name": "timeout", "in": "query", "schema": {"type": "number", "maximum": 60}}],
+                "responses": {
+                    "200": _response("Decided", _DECISION),
+                    "202": _response("Still pending after timeout"),
+                    **_errors(400, 401, 404),
+                },
+            },
+        },
+        "/api/v1/queues": {
+            "get": {"summary": "Queue statistics", "responses": {"200": _response("Per queue figures"), **_errors(401)}}
+        },
+        "/api/v1/audit": {
+            "get": {
+                "summary": "Audit events, page by page",
+                "parameters": [
+                    {"name": "before", "in": "query", "schema": {"type": "string"}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                ],
+                "responses": {"200": _response("Events and the next cursor"), **_errors(400, 401)},
+            }
+        },
+    },
+}
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)

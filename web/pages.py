@@ -1,0 +1,397 @@
+"""Reviewer pages: queue, request, history, ops, login. Server-rendered; they work without JavaScript."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hmac
+import json
+import math
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from approvals import (
+    AlreadyDecided,
+    ApprovalRequest,
+    ApprovalStore,
+    InvalidRequest,
+    RequestNotFound,
+    SelfDecisionForbidden,
+)
+from approvals import validation as check
+from approvals.heartbeat import live_processes
+from approvals.stats import decision_stats
+
+from . import appkeys
+from .auth import SESSION_COOKIE, check_csrf, current_user, require_user, set_session_cookie
+from .live import KEEPALIVE, LiveEvent, sse_message
+from .render import render, summary
+from .users import User
+
+HISTORY_SCAN = 2000  # decided requests searched, newest first, by the history page's filters
+LOGIN_CSRF_COOKIE = "apr_login_csrf"
+
+
+def _store(request: web.Request) -> ApprovalStore:
+    return request.app[appkeys.CLIENT].store
+
+
+def _page_number(request: web.Request) -> int:
+    try:
+        page = int(request.query.get("page", "1"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="page must be a whole number") from None
+    if not 1 <= page <= 100_000:
+        raise web.HTTPBadRequest(text="page must be between 1 and 100000")
+    return page
+
+
+def _queue_filter(request: web.Request) -> str | None:
+    queue = request.query.get("queue") or None
+    if queue is not None:
+        try:
+            check.queue_name(queue)
+        except InvalidRequest as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+    return queue
+
+
+def can_decide(user: User | None, approval: ApprovalRequest) -> bool:
+    return bool(user and approval.pending and user.can_decide(approval.queue) and approval.requested_by != user.name)
+
+
+# -- queue -----------------------------------------------------------------------------------------
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    require_user(request)
+    queue, page = _queue_filter(request), _page_number(request)
+    size = request.app[appkeys.SETTINGS].page_size
+    pending = await _store(request).list_pending(queue, offset=(page - 1) * size, limit=size)
+    return render(
+        request,
+        "queue.html",
+        {
+            "requests": pending.items,
+            "total": pending.total,
+            "page": page,
+            "pages": max(1, math.ceil(pending.total / size)),
+            "queue": queue,
+            "queues": await _store(request).queue_stats(),
+            "now": time.time(),
+            "can_decide": can_decide,
+        },
+    )
+
+
+def row_html(request: web.Request, approval: ApprovalRequest) -> str:
+    """One queue row, as the queue page renders it (sent to live browsers on creation)."""
+    template = aiohttp_jinja2.get_env(request.app).get_template("_row.html")
+    context = {"r": approval, "now": time.time(), "user": current_user(request), "csrf_token": request[appkeys.CSRF]}
+    html: str = template.render(context | {"can_decide": can_decide})
+    return html
+
+
+# -- one request -----------------------------------------------------------------------------------
+
+
+async def _load(request: web.Request) -> ApprovalRequest:
+    try:
+        return await _store(request).get(request.match_info["id"])
+    except (RequestNotFound, InvalidRequest):
+        raise web.HTTPNotFound(text="There is no approval request with this id") from None
+
+
+def _request_context(request: web.Request, approval: ApprovalRequest, **extra: Any) -> dict[str, Any]:
+    user = current_user(request)
+    edited = approval.edited_args
+    diff = _diff(approval.args, edited) if edited is not None else None
+    return {
+        "r": approval,
+        "now": time.time(),
+        "can_decide": can_decide(user, approval),
+        "own_request": bool(user and approval.requested_by == user.name),
+        "edited_text": json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
+        "diff": diff,
+        "error": None,
+        "preview": None,
+        "reason": "",
+        **extra,
+    }
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    old = json.dumps(before, indent=2, ensure_ascii=False, sort_keys=True).splitlines()
+    new = json.dumps(after, indent=2, ensure_ascii=False, sort_keys=True).splitlines()
+    return list(difflib.unified_diff(old, new, "requested", "approved", lineterm="", n=2))[2:]
+
+
+async def request_page(request: web.Request) -> web.Response:
+    require_user(request)
+    approval = await _load(request)
+    return render(request, "request.html", _request_context(request, approval))
+
+
+async def decide_form(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    form = await request.post()
+    check_csrf(request, _text(form.get("csrf_token")))
+    approval = await _load(request)
+    outcome, reason = _text(form.get("outcome")), _text(form.get("reason")) or None
+    edited_text = _text(form.get("edited_args"))
+    context = {"edited_text": edited_text or _request_context(request, approval)["edited_text"], "reason": reason or ""}
+
+    def again(status: int, error: str, **extra: Any) -> web.Response:
+        return render(
+            request, "request.html", _request_context(request, approval, **context, error=error, **extra), status
+        )
+
+    if not can_decide(user, approval):
+        if approval.pending:
+            return again(403, "You may not decide this request: it is your own, or not in a queue you review")
+        return again(409, "This request was already decided")
+    try:
+        edited = _parse_edit(edited_text) if outcome in ("edit", "preview") else None
+        if outcome == "preview":
+            return again(200, "", preview=_diff(approval.args, edited or {}))
+        decision = await _decide(request, approval, user, outcome, reason, edited)
+    except InvalidRequest as error:
+        return again(400, str(error))
+    except AlreadyDecided as error:
+        approval = await _load(request)
+        winner = error.decision
+        at = time.strftime("%H:%M:%S", time.gmtime(winner.decided_at))
+        return again(409, f"Already {winner.status.value} by {winner.decided_by} at {at} UTC")
+    except SelfDecisionForbidden:
+        return again(403, "You made this request, so someone else must decide it")
+    target = "/queue" if _text(form.get("next")) == "queue" else f"/requests/{approval.id}"
+    raise web.HTTPSeeOther(f"{target}?done={decision.status.value}")
+
+
+async def _decide(
+    request: web.Request, approval: ApprovalRequest, user: User, outcome: str | None, reason: str | None, edited: Any
+) -> Any:
+    store = _store(request)
+    if outcome == "approve":
+        return await store.approve(approval.id, by=user.name, reason=reason)
+    if outcome == "edit":
+        return await store.approve(approval.id, by=user.name, edited_args=edited, reason=reason)
+    if outcome == "reject":
+        return await store.reject(approval.id, by=user.name, reason=reason or "")
+    raise InvalidRequest("outcome", "must be approve, edit or reject")
+
+
+def _parse_edit(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "")
+    except json.JSONDecodeError as error:
+        raise InvalidRequest("edited_args", f"is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("edited_args", "must be a JSON object, like the arguments asked for")
+    return value
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+
+async def history_page(request: web.Request) -> web.Response:
+    require_user(request)
+    queue, page = _queue_filter(request), _page_number(request)
+    filters = {name: (request.query.get(name) or "").strip().lower() for name in ("action", "agent", "reviewer")}
+    size = request.app[appkeys.SETTINGS].page_size
+    matches = await _search_history(request, queue, filters, needed=page * size)
+    return render(
+        request,
+        "history.html",
+        {
+            "requests": matches[(page - 1) * size : page * size],
+            "page": page,
+            "has_more": len(matches) > page * size,
+            "queue": queue,
+            "filters": filters,
+            "base_query": urlencode({**{k: v for k, v in filters.items() if v}, **({"queue": queue} if queue else {})}),
+            "queues": await _store(request).queue_stats(),
+        },
+    )
+
+
+async def _search_history(
+    request: web.Request, queue: str | None, filters: dict[str, str], needed: int
+) -> list[ApprovalRequest]:
+    store, offset = _store(request), 0
+    matches: list[ApprovalRequest] = []
+    while len(matches) <= needed and offset < HISTORY_SCAN:
+        page = await store.list_decided(queue, offset=offset, limit=200)
+        matches += [r for r in page.items if _matches(r, filters)]
+        offset += 200
+        if not page.has_more:
+            break
+    return matches
+
+
+def _matches(approval: ApprovalRequest, filters: dict[str, str]) -> bool:
+    fields = {
+        "action": approval.action,
+        "agent": f"{approval.agent_id or ''} {approval.requested_by or ''}",
+        "reviewer": approval.decided_by or "",
+    }
+    return all(needle in fields[name].lower() for name, needle in filters.items() if needle)
+
+
+# -- ops -------------------------------------------------------------------------------------------
+
+
+async def ops_page(request: web.Request) -> web.Response:
+    require_user(request)
+    store = _store(request)
+    queues, stats, processes = await asyncio.gather(store.queue_stats(), decision_stats(store), live_processes(store))
+    return render(
+        request,
+        "ops.html",
+        {
+            "queues": queues,
+            "stats": {s.queue: s for s in stats},
+            "processes": processes,
+            "redis": await redis_health(request),
+            "settings": request.app[appkeys.SETTINGS].approvals,
+            "subscribers": request.app[appkeys.FEED].subscribers,
+        },
+    )
+
+
+async def redis_health(request: web.Request) -> dict[str, Any]:
+    store = _store(request)
+    started = time.perf_counter()
+    try:
+        await store.redis.ping()
+        info = await store.redis.info("server") if not store.settings.embedded else {}
+        memory = await store.redis.info("memory") if not store.settings.embedded else {}
+    except (RedisError, OSError) as error:
+        return {"ok": False, "error": str(error)}
+    return {
+        "ok": True,
+        "latency_ms": (time.perf_counter() - started) * 1000,
+        "version": info.get("redis_version", "embedded (fakeredis)"),
+        "memory": memory.get("used_memory_human", "-"),
+        "url": store.settings.display_url,
+    }
+
+
+# -- live events -----------------------------------------------------------------------------------
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events for the queue page: rows to add when requests are created, ids to remove."""
+    require_user(request)
+    feed = request.app[appkeys.FEED]
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    await response.prepare(request)
+    async with feed.subscribe() as subscriber:
+        if last_id := request.headers.get("Last-Event-ID"):
+            for event in await feed.replay(last_id):
+                await response.write(_sse(request, event))
+        await response.write(b": connected\n\n")
+        while not subscriber.dropped:
+            try:
+                event = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            await response.write(_sse(request, event))
+    return response
+
+
+def _sse(request: web.Request, live: LiveEvent) -> bytes:
+    event = live.event
+    data: dict[str, object] = {"id": event.request_id, "queue": event.queue, "type": event.type}
+    if event.type == "created" and live.request is not None and live.request.pending:
+        data["html"] = row_html(request, live.request)
+        data["summary"] = f"{event.action}: {summary(event.args)}"
+    return sse_message(event.event_id, "created" if event.type == "created" else "decided", data)
+
+
+# -- login -----------------------------------------------------------------------------------------
+
+
+async def login_page(request: web.Request) -> web.Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or _new_token()
+    response = render(
+        request, "login.html", {"error": None, "next": _safe_next(request.query.get("next")), "login_csrf": token}
+    )
+    _set_login_cookie(request, response, token)
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    settings, users = request.app[appkeys.SETTINGS], request.app[appkeys.USERS]
+    form = await request.post()
+    name, password = _text(form.get("username")) or "", _text(form.get("password")) or ""
+    next_url = _safe_next(_text(form.get("next")))
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    submitted = _text(form.get("login_csrf")) or ""
+
+    def failed(status: int, message: str) -> web.Response:
+        fresh = token or _new_token()
+        response = render(request, "login.html", {"error": message, "next": next_url, "login_csrf": fresh}, status)
+        _set_login_cookie(request, response, fresh)
+        return response
+
+    if not token or not secrets_equal(token, submitted):
+        return failed(403, "The login form expired; please try again")
+    who = [f"addr:{request.remote or 'unknown'}", f"user:{name[:64]}"]
+    if not await users.login_allowed(who, settings.login_attempts):
+        return failed(429, "Too many failed sign-ins; wait a few minutes and try again")
+    user = await users.authenticate(name, password)
+    if user is None:
+        await users.login_failed(who, settings.login_window)
+        return failed(401, "Wrong user name or password")
+    await users.login_succeeded(user.name)
+    session = await users.create_session(user.name, settings.session_ttl)
+    response = web.HTTPSeeOther(next_url)
+    set_session_cookie(response, request, session.session_id)
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    check_csrf(request, _text(form.get("csrf_token")))
+    if session_id := request.cookies.get(SESSION_COOKIE):
+        await request.app[appkeys.USERS].end_session(session_id)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+def _safe_next(value: str | None) -> str:
+    """Only paths of this site: a login must not bounce to somewhere else."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/queue"
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def secrets_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _set_login_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    secure = request.app[appkeys.SETTINGS].secure_cookies
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/login")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/queue")

@@ -1,0 +1,133 @@
+"""Rendering pages: the Jinja2 environment (autoescaped), its filters, and the error middleware.
+
+Domain errors become HTTP errors in the views; this middleware only turns HTTP errors (and the
+unexpected) into pages or JSON bodies in the house style.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from . import appkeys
+
+log = logging.getLogger("approvals.web")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+TEMPLATE_DIRS = [
+    Path(__file__).resolve().parent.parent / "templates",  # a source checkout
+    Path(__file__).resolve().parent / "templates",  # an installed wheel (the build copies them here)
+]
+
+
+def setup_templates(app: web.Application) -> None:
+    environment = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader([str(p) for p in TEMPLATE_DIRS if p.is_dir()]),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters.update(age=age, when=when, pretty_json=pretty_json, summary=summary)
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    context = {
+        "user": request.get(appkeys.PRINCIPAL),
+        "csrf_token": request.get(appkeys.CSRF),
+        "request": request,
+    } | context
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+# -- filters ---------------------------------------------------------------------------------------
+
+
+def age(seconds: float | None) -> str:
+    """A duration as people say it: 45 s, 12 min, 3 h, 2 d."""
+    if seconds is None:
+        return "-"
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def summary(args: dict[str, Any], limit: int = 80) -> str:
+    text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def error_response(
+    request: web.Request, status: int, message: str, extra: dict[str, Any] | None = None
+) -> web.Response:
+    if wants_json(request):
+        return web.json_response({"error": {"status": status, "message": message, **(extra or {})}}, status=status)
+    return render(request, "error.html", {"status": status, "message": message}, status=status)
+
+
+DEFAULT_MESSAGES = {
+    404: "There is nothing at this address",
+    405: "This address does not accept that method",
+    413: "The request body is too large",
+}
+
+
+def message_of(error: web.HTTPException) -> str:
+    """Views put their message in `text`; aiohttp's own errors get a plain default."""
+    text = error.text or ""
+    if text and not text.startswith(f"{error.status}:"):
+        return text
+    return DEFAULT_MESSAGES.get(error.status, error.reason)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise  # redirects
+        response = error_response(request, error.status, message_of(error))
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="approvals"'
+        return response
+    except Exception:
+        log.exception("approvals: unexpected error on %s %s", request.method, request.path)
+        return error_response(request, 500, "Something went wrong on our side; it has been logged")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response

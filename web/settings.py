@@ -1,0 +1,39 @@
+"""Settings of the web application, read once from the environment and passed in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from approvals import Settings
+from approvals.errors import InvalidSettings
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    approvals: Settings = field(default_factory=Settings)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_ttl: float = 12 * 3600.0  # seconds a browser session lives without use
+    secure_cookies: bool = False  # set when served over HTTPS
+    max_body: int = 256 * 1024  # bytes of a request body; more is refused with 413
+    max_wait: float = 60.0  # the longest long-poll wait a client may ask for
+    login_attempts: int = 10  # failed logins per address or user name per window
+    login_window: float = 300.0
+    page_size: int = 50
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise InvalidSettings("port", "must be between 1 and 65535")
+        if self.max_wait <= 0 or self.session_ttl <= 0:
+            raise InvalidSettings("max_wait", "timeouts must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> WebSettings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {"approvals": Settings.from_env(environ)}
+        if environ.get("APPROVALS_SECURE_COOKIES", "").lower() in ("1", "true", "yes"):
+            values["secure_cookies"] = True
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

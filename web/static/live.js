@@ -1,0 +1,38 @@
+// Live queue: rows appear when agents ask and disappear when anyone decides, without a reload.
+// The page works without this script; it only keeps the table current.
+(function () {
+  "use strict";
+  var table = document.getElementById("requests");
+  if (!table || !window.EventSource) return;
+  var body = table.querySelector("tbody");
+  var filter = table.getAttribute("data-queue");
+  var total = document.getElementById("total");
+  var empty = document.getElementById("empty");
+  var live = document.getElementById("live");
+
+  function refreshCounts(delta) {
+    if (total) total.textContent = String(Math.max(0, parseInt(total.textContent, 10) + delta));
+    if (empty) empty.hidden = body.children.length > 0;
+  }
+
+  var source = new EventSource("/events");
+  source.addEventListener("open", function () { if (live) live.hidden = false; });
+  source.addEventListener("error", function () { if (live) live.hidden = true; });
+  source.addEventListener("created", function (message) {
+    var data = JSON.parse(message.data);
+    if (!data.html || (filter && data.queue !== filter) || document.getElementById("row-" + data.id)) return;
+    var holder = document.createElement("tbody");
+    holder.innerHTML = data.html;  // rendered and escaped by the server's templates
+    var row = holder.firstElementChild;
+    row.classList.add("new");
+    body.appendChild(row);  // the queue is oldest first: a new request goes last
+    refreshCounts(1);
+  });
+  source.addEventListener("decided", function (message) {
+    var data = JSON.parse(message.data);
+    var row = document.getElementById("row-" + data.id);
+    if (!row) return;
+    row.parentNode.removeChild(row);
+    refreshCounts(-1);
+  });
+})();

@@ -1,0 +1,199 @@
+"""Dashboard users, API tokens, browser sessions and login throttling, all kept in Redis.
+
+Passwords are hashed with scrypt; API tokens are stored as their SHA-256 only, so neither can be
+read back. Roles: viewer (read), reviewer (decide in named queues), admin (decide anywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from approvals import ApprovalStore
+from approvals.errors import ApprovalError, InvalidRequest
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD = 8
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class UserExists(ApprovalError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"user {name!r} already exists; remove it first or pick another name")
+        self.name = name
+
+
+class UnknownUser(ApprovalError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no user {name!r}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    queues: tuple[str, ...]  # queues a reviewer may decide in; ("*",) for all
+
+    def can_decide(self, queue: str) -> bool:
+        if self.role is Role.ADMIN:
+            return True
+        return self.role is Role.REVIEWER and ("*" in self.queues or queue in self.queues)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    session_id: str
+    user: str
+    csrf_token: str
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, maxmem=64 * 1024 * 1024, **SCRYPT)
+    encode = base64.b64encode
+    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), maxmem=64 * 1024 * 1024
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A hash to compare against when the user does not exist, so timing does not tell names apart.
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def check_name(name: object, field: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidRequest(field, "use 1-64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit")
+    return name
+
+
+class UserStore:
+    def __init__(self, store: ApprovalStore) -> None:
+        self.redis = store.redis
+        self.keys = store.keys
+
+    # -- users -----------------------------------------------------------------------------------
+
+    async def add(self, name: str, password: str, role: Role, queues: tuple[str, ...] = ("*",)) -> User:
+        check_name(name)
+        if len(password) < MIN_PASSWORD:
+            raise InvalidRequest("password", f"must be at least {MIN_PASSWORD} characters")
+        hashed = await asyncio.to_thread(hash_password, password)
+        fields = {"password": hashed, "role": role.value, "queues": json.dumps(list(queues)), "created_at": time.time()}
+        if not await self.redis.hsetnx(self.keys.user(name), "role", role.value):
+            raise UserExists(name)
+        await self.redis.hset(self.keys.user(name), mapping=fields)
+        await self.redis.sadd(self.keys.users, name)
+        return User(name, role, queues)
+
+    async def get(self, name: str) -> User | None:
+        fields = await self.redis.hgetall(self.keys.user(name))
+        if not fields:
+            return None
+        return User(name, Role(fields["role"]), tuple(json.loads(fields.get("queues", '["*"]'))))
+
+    async def all(self) -> list[User]:
+        names = sorted(await self.redis.smembers(self.keys.users))
+        users = [await self.get(name) for name in names]
+        return [u for u in users if u is not None]
+
+    async def remove(self, name: str) -> None:
+        if not await self.redis.delete(self.keys.user(name)):
+            raise UnknownUser(name)
+        await self.redis.srem(self.keys.users, name)
+
+    async def authenticate(self, name: str, password: str) -> User | None:
+        stored = await self.redis.hget(self.keys.user(name), "password") if NAME_RE.fullmatch(name) else None
+        ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY_HASH)
+        return await self.get(name) if ok and stored else None
+
+    # -- API tokens ------------------------------------------------------------------------------
+
+    async def create_token(self, user: str, label: str = "") -> str:
+        """A new token for `user`: `apt_<id>_<secret>`. Only its hash is kept; show it once."""
+        if await self.get(user) is None:
+            raise UnknownUser(user)
+        token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        fields = {"user": user, "label": label, "digest": _digest(secret), "created_at": time.time()}
+        await self.redis.hset(self.keys.token(token_id), mapping=fields)
+        return f"apt_{token_id}_{secret}"
+
+    async def revoke_token(self, token_id: str) -> None:
+        token_id = token_id.removeprefix("apt_").split("_")[0]
+        if not await self.redis.delete(self.keys.token(token_id)):
+            raise LookupError(f"no token with id {token_id!r}")
+
+    async def user_for_token(self, token: str) -> User | None:
+        match = re.fullmatch(r"apt_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})", token)
+        if match is None:
+            return None
+        fields = await self.redis.hgetall(self.keys.token(match.group(1)))
+        if not fields or not hmac.compare_digest(fields["digest"], _digest(match.group(2))):
+            return None
+        return await self.get(fields["user"])
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    async def create_session(self, user: str, ttl: float) -> Session:
+        session = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32))
+        key = self.keys.session(session.session_id)
+        await self.redis.hset(key, mapping={"user": user, "csrf": session.csrf_token})
+        await self.redis.expire(key, int(ttl))
+        return session
+
+    async def get_session(self, session_id: str, ttl: float) -> Session | None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{20,100}", session_id):
+            return None
+        key = self.keys.session(session_id)
+        fields = await self.redis.hgetall(key)
+        if not fields:
+            return None
+        await self.redis.expire(key, int(ttl))  # sliding expiry
+        return Session(session_id, fields["user"], fields["csrf"])
+
+    async def end_session(self, session_id: str) -> None:
+        await self.redis.delete(self.keys.session(session_id))
+
+    # -- login throttling ------------------------------------------------------------------------
+
+    async def login_allowed(self, who: list[str], limit: int) -> bool:
+        counts = await self.redis.mget([self.keys.login_attempts(w) for w in who])
+        return all(int(c or 0) < limit for c in counts)
+
+    async def login_failed(self, who: list[str], window: float) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for w in who:
+                pipe.incr(self.keys.login_attempts(w))
+                pipe.expire(self.keys.login_attempts(w), int(window), nx=True)
+            await pipe.execute()
+
+    async def login_succeeded(self, name: str) -> None:
+        await self.redis.delete(self.keys.login_attempts(f"user:{name}"))
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
