@@ -18,9 +18,9 @@ CLIENT: web.AppKey[ApprovalClient] = web.AppKey("client")
 USERS: web.AppKey[UserStore] = web.AppKey("users")
 FEED: web.AppKey[AuditFeed] = web.AppKey("feed")
 
-# Per request: who is asking (None when anonymous), and the CSRF token of their session.
-PRINCIPAL = "principal"
-CSRF = "csrf_token"
-VIA_SESSION = "via_session"
+# Per request: who is asking (None when anonymous), the CSRF token of their session, how they signed in.
+PRINCIPAL: web.RequestKey[User | None] = web.RequestKey("principal")
+CSRF: web.RequestKey[str | None] = web.RequestKey("csrf_token")
+VIA_SESSION: web.RequestKey[bool] = web.RequestKey("via_session")
 
 __all__ = ["CLIENT", "CSRF", "FEED", "PRINCIPAL", "SETTINGS", "USERS", "VIA_SESSION", "User"]
