@@ -11,8 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from approvals import ApprovalStore, Settings
-from web import WebSettings, create_app
-from web import appkeys
+from web import WebSettings, appkeys, create_app
 from web.users import Role, UserStore
 
 PASSWORD = "correct horse battery"

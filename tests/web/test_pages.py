@@ -1,0 +1,211 @@
+"""Reviewer pages through the aiohttp test client: every page, permissions per role, decisions by form."""
+
+from __future__ import annotations
+
+import asyncio
+
+from approvals import Status
+from tests.web.conftest import Site
+from web import appkeys
+
+
+async def test_anonymous_visitors_are_sent_to_login(site: Site) -> None:
+    for path in ("/", "/queue", "/history", "/ops", "/events"):
+        response = await site.client.get(path, allow_redirects=False)
+        assert response.status == 303, path
+        assert response.headers["Location"].startswith(("/login", "/queue"))
+
+
+async def test_queue_lists_pending_oldest_first_with_filter_and_pages(site: Site) -> None:
+    await site.login("vic")
+    made = [await site.store.create(f"action-{i}", {"n": i}, queue="email" if i % 2 else "ops") for i in range(7)]
+    html = await (await site.client.get("/queue")).text()
+    positions = [html.index(f"action-{i}") for i in range(5)]
+    assert positions == sorted(positions)  # oldest first, five to a page
+    assert "action-5" not in html
+    second = await (await site.client.get("/queue?page=2")).text()
+    assert "action-5" in second and "action-6" in second
+    email = await (await site.client.get("/queue?queue=email")).text()
+    assert "action-1" in email and "action-0" not in email
+    assert made[0].id in html
+    assert (await site.client.get("/queue?queue=bad%20queue")).status == 400
+    assert (await site.client.get("/queue?page=zero")).status == 400
+
+
+async def test_request_page_shows_arguments_and_context(site: Site) -> None:
+    await site.login("vic")
+    request = await site.store.create(
+        "delete_files",
+        {"paths": ["/tmp/a"]},
+        queue="ops",
+        context={
+            "task": "clean the disk",
+            "step": 2,
+            "recent_steps": [{"step": 1, "model_output": "I will list files"}],
+        },
+    )
+    html = await (await site.client.get(f"/requests/{request.id}")).text()
+    assert "clean the disk" in html
+    assert "I will list files" in html
+    assert "&#34;/tmp/a&#34;" in html or "&quot;/tmp/a&quot;" in html
+    assert 'value="approve"' not in html  # a viewer cannot decide
+    assert (await site.client.get("/requests/" + "0" * 32)).status == 404
+
+
+async def test_reviewer_approves_by_form_and_the_waiting_agent_resumes(site: Site) -> None:
+    client = site.client
+    request = await site.store.create("send_email", {"to": "bob"}, queue="email", requested_by="bot")
+    waiting = asyncio.create_task(site.client.server.app[appkeys.CLIENT].wait(request.id))
+    csrf = await site.login("rita")
+    page = await client.get(f"/requests/{request.id}")
+    assert 'value="approve"' in await page.text()
+    response = await client.post(
+        f"/requests/{request.id}/decide", data={"csrf_token": csrf, "outcome": "approve"}, allow_redirects=False
+    )
+    assert response.status == 303
+    decision = await asyncio.wait_for(waiting, 5)
+    assert (decision.status, decision.decided_by) == (Status.APPROVED, "rita")
+    decided = await (await client.get(f"/requests/{request.id}")).text()
+    assert "Approved" in decided and "rita" in decided
+
+
+async def test_reject_needs_a_reason_and_edits_must_be_json(site: Site) -> None:
+    request = await site.store.create("refund", {"amount": 100}, queue="email")
+    csrf = await site.login("rita")
+    url = f"/requests/{request.id}/decide"
+    no_reason = await site.client.post(url, data={"csrf_token": csrf, "outcome": "reject"})
+    assert no_reason.status == 400
+    assert "needs a reason" in await no_reason.text()
+    bad_json = await site.client.post(url, data={"csrf_token": csrf, "outcome": "edit", "edited_args": "{amount: 5"})
+    assert bad_json.status == 400
+    assert "not valid JSON" in await bad_json.text()
+    not_object = await site.client.post(url, data={"csrf_token": csrf, "outcome": "edit", "edited_args": "[1]"})
+    assert not_object.status == 400
+    preview = await site.client.post(
+        url, data={"csrf_token": csrf, "outcome": "preview", "edited_args": '{"amount": 50}'}
+    )
+    text = await preview.text()
+    assert preview.status == 200
+    assert "&#34;amount&#34;: 100" in text and "&#34;amount&#34;: 50" in text
+    assert (await site.store.get(request.id)).pending  # none of these decided anything
+    edit = await site.client.post(url, data={"csrf_token": csrf, "outcome": "edit", "edited_args": '{"amount": 50}'})
+    assert edit.status == 200
+    stored = await site.store.get(request.id)
+    assert (stored.status, stored.edited_args) == (Status.APPROVED, {"amount": 50})
+    assert "Arguments were edited" in await edit.text()
+
+
+async def test_second_decision_by_form_says_who_was_faster(site: Site) -> None:
+    request = await site.store.create("deploy", queue="email")
+    csrf = await site.login("rita")
+    page = await site.client.get(f"/requests/{request.id}")
+    assert page.status == 200
+    await site.store.approve(request.id, by="root")
+    response = await site.client.post(
+        f"/requests/{request.id}/decide", data={"csrf_token": csrf, "outcome": "reject", "reason": "x"}
+    )
+    assert response.status == 409
+    assert "already decided" in (await response.text()).lower()
+
+
+async def test_reviewers_are_limited_to_their_queues_and_not_their_own_requests(site: Site) -> None:
+    ops = await site.store.create("restart", queue="ops")
+    own = await site.store.create("send", queue="email", requested_by="rita")
+    csrf = await site.login("rita")
+    assert 'value="approve"' not in await (await site.client.get(f"/requests/{ops.id}")).text()
+    forbidden = await site.client.post(f"/requests/{ops.id}/decide", data={"csrf_token": csrf, "outcome": "approve"})
+    assert forbidden.status == 403
+    own_page = await (await site.client.get(f"/requests/{own.id}")).text()
+    assert "someone else must decide" in own_page
+    assert (
+        await site.client.post(f"/requests/{own.id}/decide", data={"csrf_token": csrf, "outcome": "approve"})
+    ).status == 403
+    assert (await site.store.get(ops.id)).pending and (await site.store.get(own.id)).pending
+
+
+async def test_csrf_is_required_on_every_form(site: Site) -> None:
+    request = await site.store.create("deploy", queue="email")
+    await site.login("rita")
+    for data in ({"outcome": "approve"}, {"outcome": "approve", "csrf_token": "forged"}):
+        response = await site.client.post(f"/requests/{request.id}/decide", data=data)
+        assert response.status == 403
+    assert (await site.client.post("/logout", data={})).status == 403
+    api = await site.client.post(f"/api/v1/approvals/{request.id}/decision", json={"outcome": "approve"})
+    assert api.status == 403  # a session-authenticated API call needs X-CSRF-Token
+    assert (await site.store.get(request.id)).pending
+
+
+async def test_history_search(site: Site) -> None:
+    first = await site.store.create("send_email", queue="email", agent_id="mailer")
+    second = await site.store.create("restart_db", queue="ops", agent_id="dba")
+    await site.store.approve(first.id, by="rita")
+    await site.store.reject(second.id, by="root", reason="not now")
+    await site.login("vic")
+    everything = await (await site.client.get("/history")).text()
+    assert "send_email" in everything and "restart_db" in everything
+    by_reviewer = await (await site.client.get("/history?reviewer=root")).text()
+    assert "restart_db" in by_reviewer and "send_email" not in by_reviewer
+    by_agent = await (await site.client.get("/history?agent=mail")).text()
+    assert "send_email" in by_agent and "restart_db" not in by_agent
+    by_queue = await (await site.client.get("/history?queue=ops&action=restart")).text()
+    assert "restart_db" in by_queue and "send_email" not in by_queue
+
+
+async def test_ops_page(site: Site) -> None:
+    request = await site.store.create("a", queue="email")
+    await site.store.approve(request.id, by="root")
+    await site.store.create("b", queue="email")
+    await site.login("vic")
+    html = await (await site.client.get("/ops")).text()
+    assert "email" in html
+    assert "server" in html  # this server's own heartbeat
+    assert "up" in html
+
+
+async def test_login_logout_and_throttling(site: Site) -> None:
+    page = await site.client.get("/login")
+    token = (await page.text()).split('name="login_csrf" value="')[1].split('"')[0]
+    cookie = page.cookies["apr_login_csrf"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    wrong = await site.client.post("/login", data={"username": "vic", "password": "nope", "login_csrf": token})
+    assert wrong.status == 401
+    no_csrf = await site.client.post("/login", data={"username": "vic", "password": "x", "login_csrf": "forged"})
+    assert no_csrf.status == 403
+    csrf = await site.login("vic")
+    session = site.client.session.cookie_jar.filter_cookies(site.client.make_url("/"))["apr_session"]
+    assert session.value
+    assert (await site.client.post("/logout", data={"csrf_token": csrf})).status == 200
+    assert (await site.client.get("/queue", allow_redirects=False)).status == 303
+    page = await site.client.get("/login")
+    token = (await page.text()).split('name="login_csrf" value="')[1].split('"')[0]
+    for _ in range(5):
+        await site.client.post("/login", data={"username": "root", "password": "nope", "login_csrf": token})
+    throttled = await site.client.post(
+        "/login", data={"username": "root", "password": "correct horse battery", "login_csrf": token}
+    )
+    assert throttled.status == 429
+
+
+async def test_session_cookie_flags(site: Site) -> None:
+    page = await site.client.get("/login")
+    token = (await page.text()).split('name="login_csrf" value="')[1].split('"')[0]
+    response = await site.client.post(
+        "/login",
+        data={"username": "vic", "password": "correct horse battery", "login_csrf": token},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    cookie = response.cookies["apr_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert response.headers["Location"] == "/queue"
+
+
+async def test_login_never_redirects_off_site(site: Site) -> None:
+    page = await site.client.get("/login?next=//evil.example/x")
+    assert 'value="/queue"' in await page.text()
+
+
+async def test_error_pages_share_the_look(site: Site) -> None:
+    response = await site.client.get("/no/such/page")
+    assert response.status == 404
+    assert "Back to the queue" in await response.text()
