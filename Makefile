@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench redis-server clean
+.PHONY: demo test lint bench redis-server browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The approval loop on the embedded store: no Redis server and no API key needed.
+# The dashboard with demo agents, on the embedded store: no Redis server and no API key needed.
 demo: $(STAMP)
-	$(BIN)/python -m approvals.demo $(DEMO_ARGS)
+	$(BIN)/approvals demo $(DEMO_ARGS)
 
 # The suite needs a real redis-server binary (it starts its own on a free port unless REDIS_URL is set).
 redis-server:
@@ -26,8 +26,18 @@ redis-server:
 	    exit 1; \
 	  fi; }
 
-test: $(STAMP) redis-server
-	REQUIRE_REAL_REDIS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+# The browser test drives Debian's chromium through playwright (never a downloaded browser).
+browser:
+	@[ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: install it (apt-get install chromium) for the browser test" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: $(STAMP) redis-server browser
+	REQUIRE_REAL_REDIS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

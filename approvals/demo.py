@@ -1,10 +1,11 @@
-"""A console demo of the approval loop on the embedded store: no Redis server, no API key.
+"""Demo agents: CodeAgents with scripted models whose risky tools need a person's approval.
 
-    python -m approvals.demo [--agents 5] [--seconds 10]
+    python -m approvals.demo [--agents 5] [--seconds 10]     # console only, a scripted reviewer
+    approvals demo                                           # the dashboard: you are the reviewer
 
-CodeAgents (scripted models) ask for approval of varied actions through HumanApprovalTool and wait
-as coroutines; a scripted reviewer approves, edits, rejects or lets requests expire. The web
-dashboard replaces the scripted reviewer later.
+Each run picks a task, calls a tool wrapped by `require_approval` (so the request carries the exact
+arguments) or asks through `HumanApprovalTool`, waits as a coroutine, and reports what happened.
+No Redis server and no API key are needed.
 """
 
 from __future__ import annotations
@@ -12,45 +13,95 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from typing import Any
 
-from agent_runtime import CodeAgent, ScriptedModel
+from agent_runtime import CodeAgent, ScriptedModel, Tool, tool
 
 from .client import ApprovalClient
 from .settings import Settings
-from .tool import HumanApprovalTool
+from .tool import HumanApprovalTool, require_approval
 
-ACTIONS: list[tuple[str, str, dict[str, Any]]] = [
-    ("email", "send_email", {"to": "customer@example.com", "subject": "Your refund"}),
-    ("payments", "refund", {"order": "A-1042", "amount": 129.5, "currency": "EUR"}),
-    ("ops", "restart_service", {"service": "billing-api", "region": "eu-west-1"}),
-    ("ops", "delete_files", {"paths": ["/tmp/cache/a", "/tmp/cache/b"]}),
+
+@tool
+async def send_email(to: str, subject: str, body: str) -> str:
+    """Sends an email.
+
+    Args:
+        to: Recipient address.
+        subject: Subject line.
+        body: Message text.
+    """
+    return f"email to {to} sent"
+
+
+@tool
+async def refund(order: str, amount: float, currency: str) -> str:
+    """Refunds an order.
+
+    Args:
+        order: Order id.
+        amount: How much.
+        currency: ISO currency code.
+    """
+    return f"refunded {amount} {currency} on {order}"
+
+
+@tool
+async def restart_service(service: str, region: str, drain_seconds: int) -> str:
+    """Restarts a service.
+
+    Args:
+        service: Service name.
+        region: Where.
+        drain_seconds: How long to drain connections first.
+    """
+    return f"{service} restarted in {region}"
+
+
+@tool
+async def delete_files(paths: list[str]) -> str:
+    """Deletes files.
+
+    Args:
+        paths: Files to delete.
+    """
+    return f"deleted {len(paths)} file(s)"
+
+
+# (queue, tool, the code the scripted model writes)
+TASKS: list[tuple[str, Tool | None, str]] = [
+    ("email", send_email, "send_email(to='customer@example.com', subject='Your refund', body='It is on its way.')"),
+    ("payments", refund, "refund(order='A-1042', amount=129.5, currency='EUR')"),
+    ("ops", restart_service, "restart_service(service='billing-api', region='eu-west-1', drain_seconds=30)"),
+    ("ops", delete_files, "delete_files(paths=['/var/cache/app/a.tmp', '/var/cache/app/b.tmp'])"),
+    ("default", None, "human_approval('Post the weekly status update to #general')"),
 ]
 
 
-def demo_model(action: str) -> ScriptedModel:
-    """A scripted 'LLM' that asks for approval of `action`, then reports what the reviewer said."""
+def demo_model(call: str) -> ScriptedModel:
+    """A scripted 'LLM': it makes the call, then reports what came back."""
 
     def reply(messages: list[dict[str, Any]]) -> str:
         if "Observation" not in str(messages[-1]["content"]):
-            code = f"answer = human_approval({action!r})\nprint(answer)"
-            return f"Thought: this is risky, ask first.\n```python\n{code}\n```"
-        return "Thought: report back.\n```python\nfinal_answer(answer)\n```"
+            return f"Thought: this needs a person's approval.\n```python\nresult = {call}\nprint(result)\n```"
+        return "Thought: report back.\n```python\nfinal_answer(result)\n```"
 
     return ScriptedModel(reply, delay=0.05)
 
 
 async def ask_once(client: ApprovalClient, name: str, timeout: float) -> str:
-    """One demo agent run: a CodeAgent asks for approval of a random action and reports the answer."""
-    queue, action, args = random.choice(ACTIONS)
-    described = f"{action} {json.dumps(args)}"
-    code_agent = CodeAgent([HumanApprovalTool(client, queue=queue, timeout=timeout)], demo_model(described), name=name)
-    print(f"{name:>8} asks    {described} on queue {queue!r}")
-    answer: str = await code_agent.arun(f"Carry out: {described}")
+    """One demo agent run; returns its final answer."""
+    queue, risky, call = random.choice(TASKS)
+    if risky is None:
+        tools: list[Tool] = [HumanApprovalTool(client, queue=queue, timeout=timeout)]
+    else:
+        tools = [require_approval(risky, client=client, queue=queue, timeout=timeout)]
+    agent = CodeAgent(tools, demo_model(call), name=name)
+    print(f"{name:>8} asks    {call} on queue {queue!r}")
+    answer = str(await agent.arun(f"Carry out: {call}"))
     print(f"{name:>8} resumes {answer}")
     return answer
 
@@ -63,19 +114,20 @@ async def agent(client: ApprovalClient, name: str, until: float) -> None:
 async def agent_loop(client: ApprovalClient, name: str) -> None:
     """For `approvals demo`: ask every few seconds, with varied deadlines, for a person to decide."""
     while True:
-        await ask_once(client, name, timeout=random.choice([60, 120, 300, 900]))
+        await ask_once(client, name, timeout=random.choice([120, 300, 900, 1800]))
         await asyncio.sleep(random.uniform(2, 8))
 
 
 async def reviewer(client: ApprovalClient, until: float) -> None:
+    """The console demo's stand-in for a person."""
     while time.monotonic() < until:
         await asyncio.sleep(random.uniform(0.2, 1.0))
         for request in (await client.store.list_pending(limit=5)).items:
             choice = random.random()
             if choice < 0.5:
                 await client.store.approve(request.id, by="demo-reviewer")
-            elif choice < 0.7:
-                edited = {"action": request.args.get("action", "") + " (dry run)"}
+            elif choice < 0.7 and "action" in request.args:
+                edited = {"action": f"{request.args['action']} (after the freeze)"}
                 await client.store.approve(request.id, by="demo-reviewer", edited_args=edited)
             elif choice < 0.9:
                 await client.store.reject(request.id, by="demo-reviewer", reason="not during the freeze")

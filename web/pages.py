@@ -297,17 +297,20 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     async with feed.subscribe() as subscriber:
-        if last_id := request.headers.get("Last-Event-ID"):
-            for event in await feed.replay(last_id):
+        try:
+            if last_id := request.headers.get("Last-Event-ID"):
+                for event in await feed.replay(last_id):
+                    await response.write(_sse(request, event))
+            await response.write(b": connected\n\n")
+            while not subscriber.dropped:
+                try:
+                    event = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
                 await response.write(_sse(request, event))
-        await response.write(b": connected\n\n")
-        while not subscriber.dropped:
-            try:
-                event = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            await response.write(_sse(request, event))
+        except ConnectionResetError:
+            pass  # the browser went away (it reconnects by itself if it wants more)
     return response
 
 

@@ -1,0 +1,81 @@
+"""A real browser (Debian's chromium, driven by playwright): sign in, watch a request arrive live, approve it.
+
+The coroutine that asked resumes with the approval. A screenshot of the queue page is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from approvals import ApprovalClient, Settings, Status
+from tests.redis_server import free_port
+from tests.web.conftest import PASSWORD
+from web import WebSettings, appkeys, create_app
+from web.users import Role
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
+    app = create_app(WebSettings(approvals=settings))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await app[appkeys.USERS].add("rita", PASSWORD, Role.REVIEWER)
+    yield f"http://127.0.0.1:{port}", app
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - a fixture's one-off check
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.mark.timeout(120)
+async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
+    server: tuple[str, web.Application], browser: object, settings: Settings
+) -> None:
+    url, _ = server
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})  # type: ignore[attr-defined]
+    await page.goto(f"{url}/queue")
+    await page.fill("input[name=username]", "rita")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{url}/queue")
+    await page.wait_for_selector("#live:not([hidden])")  # the live connection is open
+
+    async with ApprovalClient(settings, requested_by="deploy-bot") as agent:
+        asking = asyncio.create_task(
+            agent.request_approval("deploy canary", {"service": "billing", "percent": 5}, queue="ops", agent_id="deployer")
+        )
+        row = page.locator("tr", has_text="deploy canary")
+        await row.wait_for(timeout=10_000)  # appeared without a reload
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+        await row.locator("button.approve").click()
+        decision = await asyncio.wait_for(asking, 10)
+
+    assert (decision.status, decision.decided_by, decision.args) == (Status.APPROVED, "rita", {"service": "billing", "percent": 5})
+    await page.wait_for_selector("text=Request approved.")
+    assert await page.locator("tr", has_text="deploy canary").count() == 0
+    await page.close()
