@@ -66,7 +66,9 @@ async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
 
     async with ApprovalClient(settings, requested_by="deploy-bot") as agent:
         asking = asyncio.create_task(
-            agent.request_approval("deploy canary", {"service": "billing", "percent": 5}, queue="ops", agent_id="deployer")
+            agent.request_approval(
+                "deploy canary", {"service": "billing", "percent": 5}, queue="ops", agent_id="deployer"
+            )
         )
         row = page.locator("tr", has_text="deploy canary")
         await row.wait_for(timeout=10_000)  # appeared without a reload
@@ -75,7 +77,11 @@ async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
         await row.locator("button.approve").click()
         decision = await asyncio.wait_for(asking, 10)
 
-    assert (decision.status, decision.decided_by, decision.args) == (Status.APPROVED, "rita", {"service": "billing", "percent": 5})
+    assert (decision.status, decision.decided_by, decision.args) == (
+        Status.APPROVED,
+        "rita",
+        {"service": "billing", "percent": 5},
+    )
     await page.wait_for_selector("text=Request approved.")
     assert await page.locator("tr", has_text="deploy canary").count() == 0
     await page.close()

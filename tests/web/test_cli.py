@@ -1,0 +1,104 @@
+"""The `approvals` command: users and tokens against a real Redis, and `approvals demo` end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from approvals import Settings
+from tests.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "web.cli", *args],
+        check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_users_and_tokens(settings: Settings) -> None:
+    added = run(
+        settings,
+        "users",
+        "add",
+        "rita",
+        "--role",
+        "reviewer",
+        "--queues",
+        "email,ops",
+        "--password-stdin",
+        stdin="long enough pw\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "rita (reviewer, queues: email, ops)" in added.stdout
+    again = run(settings, "users", "add", "rita", "--password-stdin", stdin="long enough pw\n")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    short = run(settings, "users", "add", "sam", "--password-stdin", stdin="short\n")
+    assert short.returncode == 1
+    assert "at least 8" in short.stderr
+    assert run(settings, "users", "list").stdout == "rita\treviewer\temail,ops\n"
+
+    created = run(settings, "tokens", "create", "rita", "--label", "ci")
+    token = created.stdout.strip()
+    assert re.fullmatch(r"apt_[0-9a-f]{12}_[A-Za-z0-9_-]+", token)
+    assert run(settings, "tokens", "create", "nobody").returncode == 1
+    assert run(settings, "tokens", "revoke", token).stdout.strip() == "revoked"
+    assert run(settings, "tokens", "revoke", token).returncode == 1
+    assert run(settings, "users", "remove", "rita").returncode == 0
+    assert run(settings, "users", "list").stdout == ""
+    assert run(settings, "users", "remove", "rita").returncode == 1
+
+
+async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded default
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "demo", "--port", str(port), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        password = re.search(r"password '([^']+)'", first).group(1)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:  # cookies from an IP
+            deadline = time.monotonic() + 30
+            created = 0
+            while created == 0:
+                assert time.monotonic() < deadline, "the demo agents never asked"
+                await asyncio.sleep(0.5)
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        text = await response.text()
+                except aiohttp.ClientConnectionError:
+                    continue
+                created = sum(
+                    int(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("approvals_requests_created_total{")
+                )
+            async with session.get(f"http://127.0.0.1:{port}/login") as page:
+                token = re.search(r'name="login_csrf" value="([^"]+)"', await page.text()).group(1)
+            form = {"username": "demo", "password": password, "login_csrf": token}
+            async with session.post(f"http://127.0.0.1:{port}/login", data=form) as signed_in:
+                assert signed_in.status == 200
+                assert "Pending approvals" in await signed_in.text()
+    finally:
+        process.terminate()
+        await process.wait()
