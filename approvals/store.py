@@ -171,8 +171,8 @@ class ApprovalStore:
         if before is not None and after is not None:
             raise InvalidRequest("before", "give either before or after, not both")
         for cursor in (before, after):
-            if cursor is not None and not _is_stream_id(cursor):
-                raise InvalidRequest("cursor", "must be an event id such as '1700000000000-0'")
+            if cursor is not None:
+                check.stream_id(cursor)
         if after is not None:
             entries = await self.redis.xrange(self.keys.events, min=f"({after}", count=limit)
         else:
@@ -287,8 +287,3 @@ def _decision_from_reply(reply: list[str], request_id: str, actor: str) -> Decis
     if kind != "ok":  # "decided" (someone was first) or "late" (it had expired)
         raise AlreadyDecided(decision)
     return decision
-
-
-def _is_stream_id(cursor: str) -> bool:
-    millis, _, sequence = cursor.partition("-")
-    return millis.isdigit() and (sequence == "" or sequence.isdigit())

@@ -16,6 +16,8 @@ MAX_REASON = 4000
 MAX_JSON_BYTES = 64 * 1024  # args, edited args and context, each, encoded
 MAX_TIMEOUT = 365 * 86400.0
 MAX_PAGE = 500
+MAX_OFFSET = 10**9
+STREAM_ID_RE = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")
 
 QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 REQUEST_ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -120,11 +122,20 @@ def seconds(value: object, field: str, maximum: float = MAX_TIMEOUT) -> float:
 
 
 def page(offset: object, limit: object) -> tuple[int, int]:
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidRequest("offset", "must be an integer of 0 or more")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidRequest("offset", f"must be an integer from 0 to {MAX_OFFSET}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest("limit", f"must be an integer from 1 to {MAX_PAGE}")
     return offset, limit
+
+
+def stream_id(value: object, field: str = "cursor") -> str:
+    """An audit event id such as '1700000000000-0' (ASCII digits, within Redis's 64-bit range)."""
+    if not isinstance(value, str) or not STREAM_ID_RE.fullmatch(value):
+        raise InvalidRequest(field, "must be an event id such as '1700000000000-0'")
+    if any(int(part) >= 2**64 for part in value.split("-")):
+        raise InvalidRequest(field, "is out of range")
+    return value
 
 
 def decode_json_object(text: str | None) -> dict[str, Any]:

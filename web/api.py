@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from approvals.stats import decision_stats
 
 from . import appkeys
 from .auth import check_csrf, require_user
+from .inputs import read_json_object
 from .users import Role
 
 
@@ -45,13 +45,7 @@ def _bad(error: InvalidRequest) -> web.HTTPBadRequest:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="The body must be valid JSON (Content-Type: application/json)") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="The body must be a JSON object")
-    return body
+    return await read_json_object(request)
 
 
 def _store(request: web.Request) -> ApprovalStore:

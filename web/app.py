@@ -22,9 +22,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def create_app(settings: WebSettings | None = None) -> web.Application:
     settings = settings or WebSettings.from_env()
-    app = web.Application(
-        middlewares=[security_headers, error_middleware, auth_middleware], client_max_size=settings.max_body
-    )
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=settings.max_body)
+    app.on_response_prepare.append(security_headers)
     app[appkeys.SETTINGS] = settings
     setup_templates(app)
     setup_routes(app)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -34,8 +35,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[appkeys.PRINCIPAL] = user
     elif session_id := request.cookies.get(SESSION_COOKIE):
         session = await users.get_session(session_id, settings.session_ttl)
-        if session is not None:
-            request[appkeys.PRINCIPAL] = await users.get(session.user)
+        user = await users.user_for_session(session) if session is not None else None
+        if session is not None and user is not None:
+            request[appkeys.PRINCIPAL] = user
             request[appkeys.CSRF] = session.csrf_token
             request[appkeys.VIA_SESSION] = True
     return await handler(request)
@@ -52,7 +54,7 @@ def require_user(request: web.Request) -> User:
     if user is None:
         if request.path.startswith("/api/"):
             raise web.HTTPUnauthorized(text="Sign in, or send 'Authorization: Bearer <token>'")
-        raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
+        raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
     return user
 
 

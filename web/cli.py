@@ -16,6 +16,7 @@ from aiohttp import web
 
 from approvals import ApprovalClient, ApprovalError
 from approvals.tasks import BackgroundTasks
+from approvals.validation import queue_name
 
 from . import appkeys
 from .app import create_app
@@ -138,7 +139,10 @@ async def _add_user(users: UserStore, args: argparse.Namespace) -> int:
     password = (
         sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"Password for {args.name}: ")
     )
-    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip()) or ("*",)
+    queues = tuple(q.strip() for q in args.queues.split(","))
+    if queues != ("*",):
+        for queue in queues:
+            queue_name(queue, "--queues")
     try:
         user = await users.add(args.name, password, Role(args.role), queues)
     except UserExists as error:

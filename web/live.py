@@ -33,8 +33,9 @@ class LiveEvent:
 
 @dataclass(slots=True)
 class Subscriber:
-    queue: asyncio.Queue[LiveEvent]
-    dropped: bool = False  # fell too far behind: end the stream, the browser reconnects and replays
+    queue: asyncio.Queue[LiveEvent | None]  # None only wakes the reader up to look at `dropped`
+    session_id: str | None = None
+    dropped: bool = False  # fell behind or signed out: end the stream (a browser reconnects and replays)
 
 
 class AuditFeed:
@@ -58,14 +59,22 @@ class AuditFeed:
         return len(self._subscribers)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscriber]:
-        subscriber = Subscriber(asyncio.Queue(SUBSCRIBER_BACKLOG))
+    async def subscribe(self, session_id: str | None = None) -> AsyncIterator[Subscriber]:
+        subscriber = Subscriber(asyncio.Queue(SUBSCRIBER_BACKLOG), session_id)
         self._subscribers.append(subscriber)
         try:
             yield subscriber
         finally:
             with contextlib.suppress(ValueError):
                 self._subscribers.remove(subscriber)
+
+    def end_session(self, session_id: str) -> None:
+        """Signing out ends that session's streams at once (other processes notice within a few seconds)."""
+        for subscriber in self._subscribers:
+            if subscriber.session_id == session_id:
+                subscriber.dropped = True
+                with contextlib.suppress(asyncio.QueueFull):
+                    subscriber.queue.put_nowait(None)
 
     async def replay(self, after: str, limit: int = 500) -> list[LiveEvent]:
         """Events after `after` (a reconnecting browser's Last-Event-ID)."""

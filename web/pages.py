@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 from redis.exceptions import RedisError
+from yarl import URL
 
 from approvals import (
     AlreadyDecided,
@@ -30,6 +31,7 @@ from approvals.stats import decision_stats
 
 from . import appkeys
 from .auth import SESSION_COOKIE, check_csrf, current_user, require_user, set_session_cookie
+from .inputs import parse_json, read_form
 from .live import KEEPALIVE, LiveEvent, sse_message
 from .render import render, summary
 from .users import User
@@ -140,7 +142,7 @@ async def request_page(request: web.Request) -> web.Response:
 
 async def decide_form(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, _text(form.get("csrf_token")))
     approval = await _load(request)
     outcome, reason = _text(form.get("outcome")), _text(form.get("reason")) or None
@@ -189,9 +191,9 @@ async def _decide(
 
 def _parse_edit(text: str | None) -> dict[str, Any]:
     try:
-        value = json.loads(text or "")
-    except json.JSONDecodeError as error:
-        raise InvalidRequest("edited_args", f"is not valid JSON ({error})") from None
+        value = parse_json(text or "")
+    except ValueError as error:
+        raise InvalidRequest("edited_args", str(error)) from None
     if not isinstance(value, dict):
         raise InvalidRequest("edited_args", "must be a JSON object, like the arguments asked for")
     return value
@@ -294,24 +296,45 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events for the queue page: rows to add when requests are created, ids to remove."""
     require_user(request)
     feed = request.app[appkeys.FEED]
+    last_id = request.headers.get("Last-Event-ID")
+    if last_id is not None:
+        try:
+            check.stream_id(last_id, "Last-Event-ID")
+        except InvalidRequest as error:  # checked before the stream starts: afterwards no status can be sent
+            raise web.HTTPBadRequest(text=str(error)) from None
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
-    async with feed.subscribe() as subscriber:
+    session_id = request.cookies.get(SESSION_COOKIE) if request[appkeys.VIA_SESSION] else None
+    async with feed.subscribe(session_id) as subscriber:
         try:
-            if last_id := request.headers.get("Last-Event-ID"):
-                for event in await feed.replay(last_id):
-                    await response.write(_sse(request, event))
+            if last_id:
+                for missed in await feed.replay(last_id):
+                    await response.write(_sse(request, missed))
             await response.write(b": connected\n\n")
             while not subscriber.dropped:
                 try:
                     event = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
                 except TimeoutError:
+                    # Also notices a sign-out in another process, or the user's removal.
+                    if not await _still_signed_in(request):
+                        break
                     await response.write(b": keep-alive\n\n")
                     continue
-                await response.write(_sse(request, event))
+                if event is not None and not subscriber.dropped:
+                    await response.write(_sse(request, event))
         except ConnectionResetError:
             pass  # the browser went away (it reconnects by itself if it wants more)
     return response
+
+
+async def _still_signed_in(request: web.Request) -> bool:
+    """A stream outlives its first request: signing out, or the user's removal, must end it too."""
+    users, settings = request.app[appkeys.USERS], request.app[appkeys.SETTINGS]
+    if request[appkeys.VIA_SESSION]:
+        session = await users.get_session(request.cookies.get(SESSION_COOKIE, ""), settings.session_ttl)
+        return session is not None and await users.user_for_session(session) is not None
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return await users.user_for_token(token) is not None
 
 
 def _sse(request: web.Request, live: LiveEvent) -> bytes:
@@ -337,7 +360,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.StreamResponse:
     settings, users = request.app[appkeys.SETTINGS], request.app[appkeys.USERS]
-    form = await request.post()
+    form = await read_form(request)
     name, password = _text(form.get("username")) or "", _text(form.get("password")) or ""
     next_url = _safe_next(_text(form.get("next")))
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
@@ -351,15 +374,15 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     if not token or not secrets_equal(token, submitted):
         return failed(403, "The login form expired; please try again")
-    who = [f"addr:{request.remote or 'unknown'}", f"user:{name[:64]}"]
-    if not await users.login_allowed(who, settings.login_attempts):
-        return failed(429, "Too many failed sign-ins; wait a few minutes and try again")
+    # Per user name, and (more loosely: several people may share an address) per address.
+    limits = [(f"user:{name[:64]}", settings.login_attempts), (f"addr:{request.remote}", 3 * settings.login_attempts)]
+    if not await users.login_attempt(limits, settings.login_window):
+        return failed(429, "Too many sign-in attempts; wait a few minutes and try again")
     user = await users.authenticate(name, password)
     if user is None:
-        await users.login_failed(who, settings.login_window)
         return failed(401, "Wrong user name or password")
     await users.login_succeeded(user.name)
-    session = await users.create_session(user.name, settings.session_ttl)
+    session = await users.create_session(user, settings.session_ttl)
     response = web.HTTPSeeOther(next_url)
     set_session_cookie(response, request, session.session_id)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -367,19 +390,30 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     check_csrf(request, _text(form.get("csrf_token")))
     if session_id := request.cookies.get(SESSION_COOKIE):
         await request.app[appkeys.USERS].end_session(session_id)
+        request.app[appkeys.FEED].end_session(session_id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
 
 
 def _safe_next(value: str | None) -> str:
-    """Only paths of this site: a login must not bounce to somewhere else."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
+    """Only paths of this site: a login must not bounce to somewhere else.
+
+    Judged on the URL as it will be sent (yarl drops tabs and newlines, so "/\t/evil" becomes "//evil").
+    """
+    if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or "\\" in value:
+        return "/queue"
+    try:
+        url = URL(value)
+    except ValueError:
+        return "/queue"
+    text = str(url)
+    if url.host is None and not url.scheme and text.startswith("/") and not text.startswith("//"):
+        return text
     return "/queue"
 
 

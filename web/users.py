@@ -48,6 +48,7 @@ class User:
     name: str
     role: Role
     queues: tuple[str, ...]  # queues a reviewer may decide in; ("*",) for all
+    generation: str = ""  # when this user was created: tokens and sessions of an earlier one are void
 
     def can_decide(self, queue: str) -> bool:
         if self.role is Role.ADMIN:
@@ -60,6 +61,7 @@ class Session:
     session_id: str
     user: str
     csrf_token: str
+    generation: str
 
 
 def hash_password(password: str) -> str:
@@ -103,18 +105,25 @@ class UserStore:
         if len(password) < MIN_PASSWORD:
             raise InvalidRequest("password", f"must be at least {MIN_PASSWORD} characters")
         hashed = await asyncio.to_thread(hash_password, password)
-        fields = {"password": hashed, "role": role.value, "queues": json.dumps(list(queues)), "created_at": time.time()}
+        generation = repr(time.time())
+        fields = {"password": hashed, "role": role.value, "queues": json.dumps(list(queues)), "created_at": generation}
         if not await self.redis.hsetnx(self.keys.user(name), "role", role.value):
             raise UserExists(name)
         await self.redis.hset(self.keys.user(name), mapping=fields)
         await self.redis.sadd(self.keys.users, name)
-        return User(name, role, queues)
+        return User(name, role, queues, generation)
 
     async def get(self, name: str) -> User | None:
         fields = await self.redis.hgetall(self.keys.user(name))
         if not fields:
             return None
-        return User(name, Role(fields["role"]), tuple(json.loads(fields.get("queues", '["*"]'))))
+        queues = tuple(json.loads(fields.get("queues", '["*"]')))
+        return User(name, Role(fields["role"]), queues, fields.get("created_at", ""))
+
+    async def _current(self, name: str, generation: str) -> User | None:
+        """The user, if it is still the one a token or session was made for (not removed and re-added)."""
+        user = await self.get(name)
+        return user if user is not None and hmac.compare_digest(user.generation, generation) else None
 
     async def all(self) -> list[User]:
         names = sorted(await self.redis.smembers(self.keys.users))
@@ -135,10 +144,12 @@ class UserStore:
 
     async def create_token(self, user: str, label: str = "") -> str:
         """A new token for `user`: `apt_<id>_<secret>`. Only its hash is kept; show it once."""
-        if await self.get(user) is None:
+        owner = await self.get(user)
+        if owner is None:
             raise UnknownUser(user)
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        fields = {"user": user, "label": label, "digest": _digest(secret), "created_at": time.time()}
+        fields = {"user": user, "generation": owner.generation, "label": label, "digest": _digest(secret)}
+        fields["created_at"] = repr(time.time())
         await self.redis.hset(self.keys.token(token_id), mapping=fields)
         return f"apt_{token_id}_{secret}"
 
@@ -154,14 +165,15 @@ class UserStore:
         fields = await self.redis.hgetall(self.keys.token(match.group(1)))
         if not fields or not hmac.compare_digest(fields["digest"], _digest(match.group(2))):
             return None
-        return await self.get(fields["user"])
+        return await self._current(fields["user"], fields.get("generation", ""))
 
     # -- sessions --------------------------------------------------------------------------------
 
-    async def create_session(self, user: str, ttl: float) -> Session:
-        session = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32))
+    async def create_session(self, user: User, ttl: float) -> Session:
+        session = Session(secrets.token_urlsafe(32), user.name, secrets.token_urlsafe(32), user.generation)
         key = self.keys.session(session.session_id)
-        await self.redis.hset(key, mapping={"user": user, "csrf": session.csrf_token})
+        fields = {"user": user.name, "csrf": session.csrf_token, "generation": user.generation}
+        await self.redis.hset(key, mapping=fields)
         await self.redis.expire(key, int(ttl))
         return session
 
@@ -173,23 +185,27 @@ class UserStore:
         if not fields:
             return None
         await self.redis.expire(key, int(ttl))  # sliding expiry
-        return Session(session_id, fields["user"], fields["csrf"])
+        return Session(session_id, fields["user"], fields["csrf"], fields.get("generation", ""))
+
+    async def user_for_session(self, session: Session) -> User | None:
+        return await self._current(session.user, session.generation)
 
     async def end_session(self, session_id: str) -> None:
         await self.redis.delete(self.keys.session(session_id))
 
     # -- login throttling ------------------------------------------------------------------------
 
-    async def login_allowed(self, who: list[str], limit: int) -> bool:
-        counts = await self.redis.mget([self.keys.login_attempts(w) for w in who])
-        return all(int(c or 0) < limit for c in counts)
+    async def login_attempt(self, who: list[tuple[str, int]], window: float) -> bool:
+        """Count a sign-in attempt for each (key, limit) before the password is checked; False if over.
 
-    async def login_failed(self, who: list[str], window: float) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for w in who:
-                pipe.incr(self.keys.login_attempts(w))
-                pipe.expire(self.keys.login_attempts(w), int(window), nx=True)
-            await pipe.execute()
+        Counting first, atomically, means attempts sent all at once cannot slip under the limit.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key, _ in who:
+                pipe.incr(self.keys.login_attempts(key))
+                pipe.expire(self.keys.login_attempts(key), int(window), nx=True)
+            replies = await pipe.execute()
+        return all(count <= limit for count, (_, limit) in zip(replies[::2], who, strict=True))
 
     async def login_succeeded(self, name: str) -> None:
         await self.redis.delete(self.keys.login_attempts(f"user:{name}"))

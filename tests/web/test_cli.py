@@ -50,6 +50,12 @@ def test_users_and_tokens(settings: Settings) -> None:
     again = run(settings, "users", "add", "rita", "--password-stdin", stdin="long enough pw\n")
     assert again.returncode == 1
     assert "already exists" in again.stderr
+    for queues in (", ", "not a queue!!,email"):
+        refused = run(
+            settings, "users", "add", "carol", "--queues", queues, "--password-stdin", stdin="long enough pw\n"
+        )
+        assert refused.returncode == 1
+        assert "--queues" in refused.stderr
     short = run(settings, "users", "add", "sam", "--password-stdin", stdin="short\n")
     assert short.returncode == 1
     assert "at least 8" in short.stderr

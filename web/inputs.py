@@ -1,0 +1,42 @@
+"""Reading request bodies: whatever is malformed about one becomes a 400 with a clear message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+# What aiohttp and json raise on bodies they cannot read: unknown charsets, undecodable bytes,
+# broken multipart boundaries, numbers too long to convert, nesting too deep.
+UNREADABLE = (LookupError, UnicodeDecodeError, ValueError, RecursionError)
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[Any]:
+    try:
+        return await request.post()
+    except UNREADABLE:
+        raise web.HTTPBadRequest(
+            text="The form could not be read; send it as UTF-8 application/x-www-form-urlencoded"
+        ) from None
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except UNREADABLE:
+        raise web.HTTPBadRequest(text="The body must be valid JSON (Content-Type: application/json)") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="The body must be a JSON object")
+    return body
+
+
+def parse_json(text: str) -> Any:
+    """JSON typed by a person (edited arguments); raises ValueError with a readable message."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"is not valid JSON ({error})") from None
+    except (ValueError, RecursionError):
+        raise ValueError("is not valid JSON (a number is too long or the nesting too deep)") from None
