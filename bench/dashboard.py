@@ -177,8 +177,10 @@ async def main() -> None:
     finally:
         if server is not None:
             server.terminate()
+            server.wait()
         if redis_process is not None:
             redis_process.terminate()
+            redis_process.wait()
 
     print(f"\n{'measure':52} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     rows = [

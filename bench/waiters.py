@@ -260,6 +260,7 @@ async def main() -> None:
     finally:
         if server is not None:
             server.terminate()
+            server.wait()
 
 
 if __name__ == "__main__":
