@@ -111,14 +111,6 @@ def close_litellm_clients_sync() -> None:
         pool.submit(asyncio.run, close_litellm_clients()).result()
 
 
-async def close_model(model: Model) -> None:
-    """Close the HTTP clients the model opened on the running loop."""
-    if isinstance(model, OpenAIServerModel):
-        await model.aclose()
-    else:  # LiteLLMModel has no aclose
-        await close_litellm_clients()
-
-
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -128,7 +120,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 async def model(kind: str, server: OpenAIServer) -> AsyncIterator[Model]:
     model = make_model(kind, server)
     yield model
-    await close_model(model)
+    await model.aclose()
 
 
 @pytest.fixture
@@ -311,7 +303,7 @@ async def test_a_server_error_while_streaming_raises(kind: str, server: OpenAISe
                 async for _ in model.agenerate_stream(MESSAGES):
                     pass
     finally:
-        await close_model(model)
+        await model.aclose()
     assert len(server.requests) == 1
     assert server.requests[0]["stream"] is True
 

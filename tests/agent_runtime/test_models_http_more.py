@@ -38,7 +38,6 @@ from tests.agent_runtime.test_models_http import (
     API_MESSAGES,
     LITELLM_STREAMING_WARNINGS,
     MESSAGES,
-    close_litellm_clients,
     close_litellm_clients_sync,
     get_weather,
     openai_server,  # noqa: F401  (the module's server)
@@ -84,14 +83,6 @@ def make_model(kind: str, server: OpenAIServer, **kwargs: Any) -> Model:
     return InferenceClientModel(f"{server.url}/v1", token="test", **kwargs)
 
 
-async def close_model(model: Model) -> None:
-    """Close what the model opened on the running loop, with its own aclose(); for the Router, also drop
-    whatever litellm cached, so that no later loop given a recycled id finds a closed client."""
-    await model.aclose()
-    if isinstance(model, LiteLLMRouterModel):
-        await close_litellm_clients()
-
-
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -106,14 +97,14 @@ def streaming_kind(request: pytest.FixtureRequest) -> str:
 async def model(kind: str, server: OpenAIServer) -> AsyncIterator[Model]:
     model = make_model(kind, server)
     yield model
-    await close_model(model)
+    await model.aclose()
 
 
 @pytest.fixture
 async def streaming_model(streaming_kind: str, server: OpenAIServer) -> AsyncIterator[Model]:
     model = make_model(streaming_kind, server)
     yield model
-    await close_model(model)
+    await model.aclose()
 
 
 def check_request_line(kind: str, server: OpenAIServer) -> None:
@@ -266,7 +257,7 @@ async def test_a_server_error_raises_instead_of_hanging(kind: str, server: OpenA
             with pytest.raises(ERRORS[kind], match=r"The engine is overloaded\."):
                 await model.agenerate(MESSAGES)
     finally:
-        await close_model(model)
+        await model.aclose()
     assert len(server.requests) == 1
 
 

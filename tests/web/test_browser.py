@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, async_playwright
 
 from approvals import ApprovalClient, Settings, Status
 from tests.redis_server import free_port
@@ -37,13 +38,12 @@ async def server(settings: Settings) -> AsyncIterator[tuple[str, web.Application
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[object]:
+async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - a fixture's one-off check
         message = "chromium is not installed (apt-get install chromium)"
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -53,10 +53,10 @@ async def browser() -> AsyncIterator[object]:
 
 @pytest.mark.timeout(120)
 async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
-    server: tuple[str, web.Application], browser: object, settings: Settings
+    server: tuple[str, web.Application], browser: Browser, settings: Settings
 ) -> None:
     url, _ = server
-    page = await browser.new_page(viewport={"width": 1280, "height": 720})  # type: ignore[attr-defined]
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
     await page.goto(f"{url}/queue")
     await page.fill("input[name=username]", "rita")
     await page.fill("input[name=password]", PASSWORD)
