@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from approvals import Settings
 from approvals.errors import InvalidSettings
@@ -30,10 +31,8 @@ class WebSettings:
             raise InvalidSettings("max_wait", "timeouts must be positive")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> WebSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WebSettings:
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {"approvals": Settings.from_env(environ)}
-        if environ.get("APPROVALS_SECURE_COOKIES", "").lower() in ("1", "true", "yes"):
-            values["secure_cookies"] = True
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        secure = environ.get("APPROVALS_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
+        values: dict[str, Any] = {"approvals": Settings.from_env(environ), "secure_cookies": secure}
+        return cls(**(values | overrides))

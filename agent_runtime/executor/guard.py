@@ -9,6 +9,7 @@ called plainly), and keeps the value of a final expression as the action's outpu
 from __future__ import annotations
 
 import ast
+from typing import cast
 
 from ..errors import InterpreterError
 
@@ -157,8 +158,8 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(node.target, ast.Name) and isinstance(node.op, ast.Pow | ast.Mult | ast.LShift):
             # `x **= y` gets the same guard as `x = x ** y`.
             load = ast.Name(node.target.id, ast.Load())
-            value = self.visit_BinOp(ast.copy_location(ast.BinOp(load, node.op, node.value), node))
-            return ast.copy_location(ast.Assign([node.target], value), node)  # type: ignore[arg-type]
+            value = cast(ast.expr, self.visit_BinOp(ast.copy_location(ast.BinOp(load, node.op, node.value), node)))
+            return ast.copy_location(ast.Assign([node.target], value), node)
         return node
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
