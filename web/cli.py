@@ -108,7 +108,7 @@ async def _demo_user(app: web.Application, password: str) -> None:
 
 
 async def _demo_agents(app: web.Application) -> AsyncIterator[None]:
-    from approvals.demo import agent_loop
+    from .demo import agent_loop
 
     settings = app[appkeys.SETTINGS]
     tasks = BackgroundTasks()

@@ -1,6 +1,6 @@
 """Demo agents: CodeAgents with scripted models whose risky tools need a person's approval.
 
-    python -m approvals.demo [--agents 5] [--seconds 10]     # console only, a scripted reviewer
+    python -m web.demo [--agents 5] [--seconds 10]           # console only, a scripted reviewer
     approvals demo                                           # the dashboard: you are the reviewer
 
 Each run picks a task, calls a tool wrapped by `require_approval` (so the request carries the exact
@@ -20,9 +20,8 @@ from typing import Any
 
 from agent_runtime import CodeAgent, ScriptedModel, Tool, tool
 
-from .client import ApprovalClient
-from .settings import Settings
-from .tool import HumanApprovalTool, require_approval
+from approvals import ApprovalClient, Settings
+from approvals.tool import HumanApprovalTool, require_approval
 
 
 @tool
