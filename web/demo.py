@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from agent_runtime import CodeAgent, ScriptedModel, Tool, tool
-
 from approvals import ApprovalClient, Settings
 from approvals.tool import HumanApprovalTool, require_approval
 
