@@ -10,9 +10,10 @@ from aiohttp import web
 from approvals import ApprovalClient
 from approvals.connections import pubsub_client
 
-from . import api, appkeys, metrics, openapi, pages
+from . import api, appkeys, metrics, openapi, pages, runs
 from .auth import auth_middleware
 from .live import AuditFeed
+from .profiles import load_profile
 from .render import error_middleware, security_headers, setup_templates
 from .settings import WebSettings
 from .users import UserStore
@@ -25,6 +26,7 @@ def create_app(settings: WebSettings | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=settings.max_body)
     app.on_response_prepare.append(security_headers)
     app[appkeys.SETTINGS] = settings
+    app[appkeys.AGENT_FACTORY] = load_profile(settings.agent_profile)  # a wrong profile fails at start
     setup_templates(app)
     setup_routes(app)
     app.cleanup_ctx.append(resources)
@@ -38,10 +40,14 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await client.start()
     feed = AuditFeed(client.store, pubsub_client(settings.approvals, role="feed"))
     feed.start()
+    runs = ApprovalClient(settings.approvals, requested_by="agents", sweep_expired=False, heartbeat="agents")
+    await runs.start()
     app[appkeys.CLIENT], app[appkeys.FEED], app[appkeys.USERS] = client, feed, UserStore(client.store)
+    app[appkeys.RUNS_CLIENT] = runs
     try:
         yield
     finally:
+        await runs.aclose()
         await feed.aclose()
         await client.aclose()
 
@@ -69,6 +75,8 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/api/v1/queues", api.queues)
     router.add_get("/api/v1/audit", api.audit)
     router.add_get("/api/v1/openapi.json", openapi.openapi)
+
+    router.add_post("/run-agent", runs.run_agent)
 
     router.add_get("/metrics", metrics.metrics)
     router.add_get("/healthz", metrics.healthz)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from approvals import ApprovalClient
 
     from .live import AuditFeed
+    from .profiles import AgentFactory
     from .settings import WebSettings
     from .users import User, UserStore
 
@@ -17,10 +18,23 @@ SETTINGS: web.AppKey[WebSettings] = web.AppKey("settings")
 CLIENT: web.AppKey[ApprovalClient] = web.AppKey("client")
 USERS: web.AppKey[UserStore] = web.AppKey("users")
 FEED: web.AppKey[AuditFeed] = web.AppKey("feed")
+RUNS_CLIENT: web.AppKey[ApprovalClient] = web.AppKey("runs_client")  # the agents' own: requested_by "agents"
+AGENT_FACTORY: web.AppKey[AgentFactory] = web.AppKey("agent_factory")
 
 # Per request: who is asking (None when anonymous), the CSRF token of their session, how they signed in.
 PRINCIPAL: web.RequestKey[User | None] = web.RequestKey("principal")
 CSRF: web.RequestKey[str | None] = web.RequestKey("csrf_token")
 VIA_SESSION: web.RequestKey[bool] = web.RequestKey("via_session")
 
-__all__ = ["CLIENT", "CSRF", "FEED", "PRINCIPAL", "SETTINGS", "USERS", "VIA_SESSION", "User"]
+__all__ = [
+    "AGENT_FACTORY",
+    "CLIENT",
+    "CSRF",
+    "FEED",
+    "PRINCIPAL",
+    "RUNS_CLIENT",
+    "SETTINGS",
+    "USERS",
+    "VIA_SESSION",
+    "User",
+]

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from . import appkeys
+from .render import wants_json
 from .users import Role, User
 
 SESSION_COOKIE = "apr_session"
@@ -52,7 +53,7 @@ def require_user(request: web.Request) -> User:
     """The signed-in user; browsers are sent to the login page, API clients get a 401."""
     user = current_user(request)
     if user is None:
-        if request.path.startswith("/api/"):
+        if wants_json(request):
             raise web.HTTPUnauthorized(text="Sign in, or send 'Authorization: Bearer <token>'")
         raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
     return user

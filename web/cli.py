@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8080)
+        command.add_argument("--agent", help="agent profile for POST /run-agent: demo, litellm or module:function")
         command.set_defaults(run=run)
 
     users = commands.add_parser("users", help="manage dashboard users").add_subparsers(required=True, metavar="action")
@@ -76,14 +77,19 @@ def _parser() -> argparse.ArgumentParser:
 # -- serve and demo --------------------------------------------------------------------------------
 
 
+def _web_settings(args: argparse.Namespace) -> WebSettings:
+    overrides = {"host": args.host, "port": args.port} | ({"agent_profile": args.agent} if args.agent else {})
+    return WebSettings.from_env(**overrides)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    settings = WebSettings.from_env(host=args.host, port=args.port)
+    settings = _web_settings(args)
     web.run_app(create_app(settings), host=args.host, port=args.port, print=_announce(settings))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    settings = WebSettings.from_env(host=args.host, port=args.port)
+    settings = _web_settings(args)
     app = create_app(settings)
     password = secrets.token_urlsafe(9)
     app.on_startup.append(lambda app: _demo_user(app, password))

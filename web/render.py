@@ -79,8 +79,11 @@ def summary(args: dict[str, Any], limit: int = 80) -> str:
 # -- errors ----------------------------------------------------------------------------------------
 
 
+JSON_PATHS = ("/api/", "/run-agent")
+
+
 def wants_json(request: web.Request) -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+    return request.path.startswith(JSON_PATHS) or "application/json" in request.headers.get("Accept", "")
 
 
 def error_response(

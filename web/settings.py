@@ -23,6 +23,7 @@ class WebSettings:
     login_attempts: int = 10  # failed logins per address or user name per window
     login_window: float = 300.0
     page_size: int = 50
+    agent_profile: str = "demo"  # what POST /run-agent runs: a built-in profile or 'module:function'
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -35,4 +36,6 @@ class WebSettings:
         environ = os.environ if environ is None else environ
         secure = environ.get("APPROVALS_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
         values: dict[str, Any] = {"approvals": Settings.from_env(environ), "secure_cookies": secure}
+        if profile := environ.get("APPROVALS_AGENT", "").strip():
+            values["agent_profile"] = profile
         return cls(**(values | overrides))

@@ -1,0 +1,60 @@
+"""POST /run-agent: a fresh agent per request; the run waits for a real approval that the test gives."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from approvals.errors import InvalidSettings
+from tests.web.conftest import Site, SiteFactory
+from web.profiles import load_profile
+
+
+async def test_run_agent_waits_for_approval_and_returns_the_result(site: Site) -> None:
+    running = asyncio.create_task(
+        site.client.post("/run-agent", json={"task": "rotate the API keys"}, headers=site.bearer("bot"))
+    )
+    for _ in range(500):
+        page = await site.store.list_pending()
+        if page.items:
+            break
+        await asyncio.sleep(0.01)
+    request = page.items[0]
+    assert request.action == "Carry out: rotate the API keys"
+    assert (request.requested_by, request.agent_id) == ("agents", "demo-agent")
+    assert request.context["task"] == "rotate the API keys"
+    await site.store.approve(request.id, by="root")
+    response = await asyncio.wait_for(running, 10)
+    assert response.status == 200
+    assert await response.json() == {"result": "approved: Carry out: rotate the API keys"}
+
+
+async def test_bad_run_requests_are_400(site: Site) -> None:
+    headers = site.bearer("bot")
+    for body, message in ((b"{oops", "valid JSON"), (b"{}", "task is required"), (b'{"task": "  "}', "task is required"),
+                          (b'{"task": 5}', "task is required"), (b"[]", "JSON object")):  # fmt: skip
+        response = await site.client.post(
+            "/run-agent", data=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status == 400
+        assert message in (await response.json())["error"]["message"]
+    assert (await site.client.post("/run-agent", json={"task": "x"})).status == 401
+
+
+async def test_100_concurrent_runs_each_get_their_own_result(make_site: SiteFactory) -> None:
+    site = await make_site(agent_profile="tests.web.profiles:echo_agent")
+    tasks = [f"task number {n}" for n in range(100)]
+    responses = await asyncio.gather(
+        *(site.client.post("/run-agent", json={"task": task}, headers=site.bearer("bot")) for task in tasks)
+    )
+    results = [(await r.json())["result"] for r in responses]
+    assert results == [task.upper() for task in tasks]
+
+
+def test_profiles_load_by_name_or_fail_clearly() -> None:
+    assert load_profile("demo").__name__ == "demo_agent"
+    assert load_profile("tests.web.profiles:echo_agent").__name__ == "echo_agent"
+    for name in ("nope", "no.such.module:f", "web.profiles:missing"):
+        with pytest.raises(InvalidSettings, match="agent"):
+            load_profile(name)
