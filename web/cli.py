@@ -20,6 +20,7 @@ from approvals.validation import queue_name
 
 from . import appkeys
 from .app import create_app
+from .opscli import add_commands
 from .settings import WebSettings
 from .users import Role, UnknownUser, UserExists, UserStore
 
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--port", type=int, default=8080)
         command.add_argument("--agent", help="agent profile for POST /run-agent: demo, litellm or module:function")
         command.set_defaults(run=run)
+
+    add_commands(commands)
 
     users = commands.add_parser("users", help="manage dashboard users").add_subparsers(required=True, metavar="action")
     add = users.add_parser("add", help="add a user (the password is read from the terminal or --password-stdin)")

@@ -108,3 +108,39 @@ async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_ops_commands(settings: Settings) -> None:
+    from approvals import ApprovalClient
+    from web.users import Role, UserStore
+
+    async with ApprovalClient(settings, requested_by="bot", heartbeat="agent") as client:
+        users = UserStore(client.store)
+        await users.add("root", "long enough pw", Role.ADMIN)
+        await users.add("vic", "long enough pw", Role.VIEWER)
+        first = await client.create("deploy", {"v": 1}, queue="ops")
+        second = await client.create("send_email", {"to": "bob"}, queue="email")
+
+        async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(run, settings, *args)
+
+        status = await cli("status")
+        assert status.returncode == 0
+        assert re.search(r"^ops\s+1\b", status.stdout, re.MULTILINE)
+        assert "coroutine(s) waiting" in status.stdout
+        listed = await cli("list")
+        assert [line.split()[0] for line in listed.stdout.splitlines()] == [first.id, second.id]
+        assert first.id in (await cli("list", "--queue", "ops")).stdout
+        assert (await cli("list", "--queue", "bad queue")).returncode == 1
+        shown = await cli("show", first.id)
+        assert '"action": "deploy"' in shown.stdout
+        assert (await cli("show", "0" * 32)).returncode == 3
+        refused = await cli("approve", first.id, "--as", "vic")
+        assert refused.returncode == 1
+        assert "may not decide" in refused.stderr
+        assert (await cli("approve", first.id, "--as", "root")).stdout.strip() == "approved by root"
+        assert (await cli("reject", first.id, "--as", "root", "--reason", "late")).returncode == 4
+        assert (await cli("reject", second.id, "--as", "root")).returncode == 2  # a rejection needs --reason
+        assert (await cli("reject", second.id, "--as", "root", "--reason", "no")).returncode == 0
+        assert second.id in (await cli("list", "--decided")).stdout
+        assert (await client.get(first.id)).decided_by == "root"

@@ -1,0 +1,128 @@
+"""The operations commands: `approvals status`, `list`, `show ID`, `approve ID`, `reject ID`.
+
+Exit codes: 0 done; 1 refused (bad input, not allowed); 3 no such request; 4 already decided.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from approvals import AlreadyDecided, ApprovalClient, ApprovalRequest, InvalidRequest, RequestNotFound
+from approvals.heartbeat import live_processes
+from approvals.stats import decision_stats
+
+from .render import age, summary
+from .settings import WebSettings
+from .users import UserStore
+
+NOT_FOUND, ALREADY_DECIDED = 3, 4
+Action = Callable[[ApprovalClient, argparse.Namespace], Awaitable[int]]
+
+
+def add_commands(commands: Any) -> None:
+    commands.add_parser("status", help="queues, waiting processes and recent decisions").set_defaults(
+        run=lambda a: _run(_status, a)
+    )
+    listing = commands.add_parser("list", help="list pending (or --decided) requests")
+    listing.add_argument("--queue")
+    listing.add_argument("--decided", action="store_true")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(run=lambda a: _run(_list, a))
+    show = commands.add_parser("show", help="one request, in full")
+    show.add_argument("id")
+    show.set_defaults(run=lambda a: _run(_show, a))
+    for name in ("approve", "reject"):
+        decide = commands.add_parser(name, help=f"{name} a request as a named reviewer or admin")
+        decide.add_argument("id")
+        decide.add_argument("--as", dest="reviewer", required=True, help="the user deciding (must be allowed to)")
+        decide.add_argument("--reason", required=name == "reject")
+        decide.set_defaults(run=lambda a, outcome=name: _run(_decide, a, outcome))
+
+
+def _run(action: Callable[..., Awaitable[int]], args: argparse.Namespace, *extra: Any) -> int:
+    async def run() -> int:
+        settings = WebSettings.from_env()
+        async with ApprovalClient(settings.approvals, sweep_expired=False, heartbeat=None) as client:
+            return await action(client, args, *extra)
+
+    return asyncio.run(run())
+
+
+async def _status(client: ApprovalClient, args: argparse.Namespace) -> int:
+    store = client.store
+    queues, stats, processes = await asyncio.gather(store.queue_stats(), decision_stats(store), live_processes(store))
+    by_queue = {s.queue: s for s in stats}
+    print(f"Redis: {store.settings.display_url}")
+    print(f"\n{'queue':20} {'pending':>8} {'oldest':>8} {'per min':>8} {'p50':>8} {'p95':>8} {'expired':>8}")
+    for q in queues:
+        s = by_queue.get(q.queue)
+        p50, p95 = (age(s.p50), age(s.p95)) if s else ("-", "-")
+        print(
+            f"{q.queue:20} {q.depth:>8} {age(q.oldest_age) if q.depth else '-':>8} "
+            f"{s.per_minute if s else 0:>8.1f} {p50:>8} {p95:>8} {s.expired if s else 0:>8}"
+        )
+    print(f"\n{'process':48} {'role':12} {'waiting':>8}")
+    for p in processes:
+        print(f"{p.process_id:48} {p.role:12} {p.waiting:>8}")
+    print(f"\n{sum(p.waiting for p in processes)} coroutine(s) waiting in {len(processes)} process(es)")
+    return 0
+
+
+async def _list(client: ApprovalClient, args: argparse.Namespace) -> int:
+    store = client.store
+    try:
+        page = await (store.list_decided if args.decided else store.list_pending)(args.queue, limit=args.limit)
+    except InvalidRequest as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    now = time.time()
+    for r in page.items:
+        when = f"{r.status.value} by {r.decided_by}" if args.decided else f"waiting {age(now - r.created_at)}"
+        print(f"{r.id}  {r.queue:12} {when:24} {r.action}  {summary(r.args, 60)}")
+    print(f"{len(page.items)} of {page.total}", file=sys.stderr)
+    return 0
+
+
+async def _load(client: ApprovalClient, request_id: str) -> ApprovalRequest | None:
+    try:
+        return await client.store.get(request_id)
+    except (RequestNotFound, InvalidRequest):
+        print(f"error: no approval request with id {request_id!r}", file=sys.stderr)
+        return None
+
+
+async def _show(client: ApprovalClient, args: argparse.Namespace) -> int:
+    request = await _load(client, args.id)
+    if request is None:
+        return NOT_FOUND
+    data = dataclasses.asdict(request) | {"status": request.status.value}
+    print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+    return 0
+
+
+async def _decide(client: ApprovalClient, args: argparse.Namespace, outcome: str) -> int:
+    request = await _load(client, args.id)
+    if request is None:
+        return NOT_FOUND
+    reviewer = await UserStore(client.store).get(args.reviewer)
+    if reviewer is None or not reviewer.can_decide(request.queue):
+        role = reviewer.role.value if reviewer else "unknown"
+        print(f"error: {args.reviewer!r} ({role}) may not decide requests in queue {request.queue!r}", file=sys.stderr)
+        return 1
+    try:
+        if outcome == "approve":
+            decision = await client.store.approve(request.id, by=reviewer.name, reason=args.reason)
+        else:
+            decision = await client.store.reject(request.id, by=reviewer.name, reason=args.reason)
+    except AlreadyDecided as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ALREADY_DECIDED
+    print(f"{decision.status.value} by {decision.decided_by}")
+    return 0
