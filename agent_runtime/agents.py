@@ -120,6 +120,10 @@ class MultiStepAgent:
     def __call__(self, task: str, **kwargs: Any) -> Any:
         return self.run(task, **kwargs)
 
+    def add_step_callback(self, callback: Callback, step_type: type = ActionStep) -> None:
+        """Call `callback(step)` (sync or async; with `agent=` if it takes it) for every step of that type."""
+        self._callbacks.setdefault(step_type, []).append((callback, _accepts_agent(callback)))
+
     async def _run_then_close(self, run: Awaitable[Any]) -> Any:
         """The sync face's private loop ends after the run: close the model's clients made on it."""
         try:

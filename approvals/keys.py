@@ -75,6 +75,24 @@ class Keys:
         """Counter with a TTL: failed logins per client address and per user name."""
         return f"{self.prefix}login:{who}"
 
+    def run(self, run_id: str) -> str:
+        """Hash: an agent run (task, profile, status, result, worker, attempts)."""
+        return f"{self.prefix}run:{run_id}"
+
+    def run_steps(self, run_id: str) -> str:
+        """List: the run's steps as JSON, in order."""
+        return f"{self.prefix}run:{run_id}:steps"
+
+    @property
+    def runs(self) -> str:
+        """Sorted set of run ids by submission time."""
+        return f"{self.prefix}runs"
+
+    @property
+    def run_queue(self) -> str:
+        """Stream of submitted run ids, read by workers through one consumer group."""
+        return f"{self.prefix}runs:queue"
+
     @property
     def decided_channel(self) -> str:
         """Pub/Sub channel: one message per request that left pending."""

@@ -28,5 +28,10 @@ class BackgroundTasks:
                 task.cancel()
             await asyncio.wait(set(self._tasks), timeout=0.1)
 
+    async def wait(self, timeout: float) -> None:
+        """Wait up to `timeout` for the running tasks to end by themselves."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
     def __len__(self) -> int:
         return len(self._tasks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from .auth import auth_middleware
 from .live import AuditFeed
 from .profiles import load_profile
 from .render import error_middleware, security_headers, setup_templates
+from .runstore import RunStore
 from .settings import WebSettings
 from .users import UserStore
+from .worker import Worker
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -40,14 +43,22 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await client.start()
     feed = AuditFeed(client.store, pubsub_client(settings.approvals, role="feed"))
     feed.start()
-    runs = ApprovalClient(settings.approvals, requested_by="agents", sweep_expired=False, heartbeat="agents")
-    await runs.start()
+    agents = ApprovalClient(settings.approvals, requested_by="agents", sweep_expired=False, heartbeat="agents")
+    await agents.start()
     app[appkeys.CLIENT], app[appkeys.FEED], app[appkeys.USERS] = client, feed, UserStore(client.store)
-    app[appkeys.RUNS_CLIENT] = runs
+    app[appkeys.RUNS_CLIENT], app[appkeys.RUNS] = agents, RunStore(client.store)
+    worker, worker_task = None, None
+    if settings.approvals.embedded if settings.in_process_worker is None else settings.in_process_worker:
+        worker = Worker(app[appkeys.RUNS], agents, app[appkeys.AGENT_FACTORY], name="in-process")
+        worker_task = asyncio.create_task(worker.run())
     try:
         yield
     finally:
-        await runs.aclose()
+        if worker is not None and worker_task is not None:
+            worker.stop()
+            await worker_task
+            await worker.drain(grace=0)
+        await agents.aclose()
         await feed.aclose()
         await client.aclose()
 
@@ -77,6 +88,9 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/api/v1/openapi.json", openapi.openapi)
 
     router.add_post("/run-agent", runs.run_agent)
+    router.add_post("/api/v1/runs", runs.submit_run)
+    router.add_get("/api/v1/runs", runs.list_runs)
+    router.add_get("/api/v1/runs/{id}", runs.get_run)
 
     router.add_get("/metrics", metrics.metrics)
     router.add_get("/healthz", metrics.healthz)

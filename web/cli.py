@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,8 +22,11 @@ from approvals.validation import queue_name
 from . import appkeys
 from .app import create_app
 from .opscli import add_commands
+from .profiles import load_profile
+from .runstore import RunStore
 from .settings import WebSettings
 from .users import Role, UnknownUser, UserExists, UserStore
+from .worker import Worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
 
     add_commands(commands)
+
+    worker = commands.add_parser("worker", help="run queued agent runs (any number of workers may share one Redis)")
+    worker.add_argument("--concurrency", type=int, default=16, help="runs at once, as coroutines")
+    worker.add_argument("--agent", help="agent profile: demo, litellm or module:function")
+    worker.add_argument(
+        "--visibility-timeout", type=float, default=30.0, help="seconds before a dead worker's runs are taken over"
+    )
+    worker.set_defaults(run=_worker)
 
     users = commands.add_parser("users", help="manage dashboard users").add_subparsers(required=True, metavar="action")
     add = users.add_parser("add", help="add a user (the password is read from the terminal or --password-stdin)")
@@ -126,6 +138,30 @@ async def _demo_agents(app: web.Application) -> AsyncIterator[None]:
             tasks.spawn(agent_loop(client, f"agent-{n}"))
         yield
         await tasks.aclose()
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = WebSettings.from_env(**({"agent_profile": args.agent} if args.agent else {}))
+    factory = load_profile(settings.agent_profile)
+
+    async def run() -> None:
+        async with ApprovalClient(settings.approvals, requested_by="agents", heartbeat="worker") as client:
+            worker = Worker(
+                RunStore(client.store), client, factory,
+                concurrency=args.concurrency, visibility_timeout=args.visibility_timeout,
+            )  # fmt: skip
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, worker.stop)
+            print(
+                f"worker {worker.name} taking runs (profile {settings.agent_profile}, concurrency {args.concurrency})",
+                flush=True,
+            )
+            await worker.run()
+            await worker.drain(grace=10.0)  # running runs finish or go back to the queue
+
+    asyncio.run(run())
+    return 0
 
 
 # -- users and tokens ------------------------------------------------------------------------------

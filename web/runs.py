@@ -1,15 +1,20 @@
-"""Running agents from HTTP: `POST /run-agent` runs a fresh agent of the configured profile per request."""
+"""Running agents from HTTP: `POST /run-agent` runs one and answers when it ends; `/api/v1/runs`
+queues runs for the workers and shows them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from aiohttp import web
 
+from approvals import InvalidRequest
+
 from . import appkeys
 from .auth import check_csrf, require_user
 from .inputs import read_json_object
+from .runstore import Run, RunNotFound
 
 MAX_TASK = 20_000
 
@@ -39,3 +44,34 @@ def _json_safe(value: Any) -> Any:
     except (TypeError, ValueError):
         return str(value)
     return value
+
+
+async def submit_run(request: web.Request) -> web.Response:
+    """`POST /api/v1/runs`: queue a run for the workers; 202 with its id at once."""
+    require_user(request)
+    body = await read_json_object(request)
+    check_csrf(request, request.headers.get("X-CSRF-Token"))
+    try:
+        run = await request.app[appkeys.RUNS].submit(body.get("task", ""), request.app[appkeys.SETTINGS].agent_profile)
+    except InvalidRequest as error:
+        raise web.HTTPBadRequest(text=str(error)) from None
+    return web.json_response(run_json(run), status=202)
+
+
+async def get_run(request: web.Request) -> web.Response:
+    require_user(request)
+    runs = request.app[appkeys.RUNS]
+    try:
+        run = await runs.get(request.match_info["id"])
+    except RunNotFound:
+        raise web.HTTPNotFound(text="There is no run with this id") from None
+    return web.json_response(run_json(run) | {"steps": await runs.steps(run.id)})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    require_user(request)
+    return web.json_response({"runs": [run_json(r) for r in await request.app[appkeys.RUNS].recent()]})
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return dataclasses.asdict(run) | {"status": run.status.value, "result": _json_safe(run.result)}

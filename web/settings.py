@@ -24,6 +24,7 @@ class WebSettings:
     login_window: float = 300.0
     page_size: int = 50
     agent_profile: str = "demo"  # what POST /run-agent runs: a built-in profile or 'module:function'
+    in_process_worker: bool | None = None  # run queued runs in this process too; None: only when embedded
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

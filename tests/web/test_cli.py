@@ -144,3 +144,36 @@ async def test_ops_commands(settings: Settings) -> None:
         assert (await cli("reject", second.id, "--as", "root", "--reason", "no")).returncode == 0
         assert second.id in (await cli("list", "--decided")).stdout
         assert (await client.get(first.id)).decided_by == "root"
+
+
+async def test_worker_process_runs_queued_runs_and_stops_gracefully(settings: Settings) -> None:
+    from approvals import ApprovalClient
+    from web.runstore import RunStore
+
+    env = {**os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "worker", "--concurrency", "4", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert worker.stdout is not None
+        assert "taking runs" in (await asyncio.wait_for(worker.stdout.readline(), 30)).decode()
+        async with ApprovalClient(settings, heartbeat=None) as client:
+            runs = RunStore(client.store)
+            run = await runs.submit("renew the certificate", "demo")
+            for _ in range(500):
+                if (page := await client.store.list_pending()).items:
+                    break
+                await asyncio.sleep(0.02)
+            await client.store.approve(page.items[0].id, by="alice")
+            for _ in range(500):
+                if (await runs.get(run.id)).finished_at is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert (await runs.get(run.id)).result == "approved: Carry out: renew the certificate"
+        worker.terminate()
+        assert await asyncio.wait_for(worker.wait(), 20) == 0
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()

@@ -58,3 +58,21 @@ def test_profiles_load_by_name_or_fail_clearly() -> None:
     for name in ("nope", "no.such.module:f", "web.profiles:missing"):
         with pytest.raises(InvalidSettings, match="agent"):
             load_profile(name)
+
+
+async def test_runs_api_queues_a_run_that_the_in_process_worker_runs(make_site: SiteFactory) -> None:
+    site = await make_site(agent_profile="tests.web.profiles:echo_agent", in_process_worker=True)
+    response = await site.client.post("/api/v1/runs", json={"task": "count the sheep"}, headers=site.bearer("bot"))
+    assert response.status == 202
+    run_id = (await response.json())["id"]
+    for _ in range(300):
+        run = await (await site.client.get(f"/api/v1/runs/{run_id}", headers=site.bearer("vic"))).json()
+        if run["status"] == "finished":
+            break
+        await asyncio.sleep(0.02)
+    assert (run["status"], run["result"], run["worker"]) == ("finished", "COUNT THE SHEEP", "in-process")
+    assert run["steps"][-1]["final"] is True
+    listing = await (await site.client.get("/api/v1/runs", headers=site.bearer("vic"))).json()
+    assert [r["id"] for r in listing["runs"]] == [run_id]
+    assert (await site.client.post("/api/v1/runs", json={"task": ""}, headers=site.bearer("bot"))).status == 400
+    assert (await site.client.get("/api/v1/runs/" + "0" * 32, headers=site.bearer("vic"))).status == 404
