@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from agent_runtime import CodeAgent, LiteLLMModel, MultiStepAgent, ScriptedModel
 from approvals import ApprovalClient
@@ -36,7 +36,7 @@ def load_profile(name: str) -> AgentFactory:
         raise InvalidSettings("agent", f"cannot load the agent profile {target!r} ({error})") from None
     if not callable(factory):
         raise InvalidSettings("agent", f"{target!r} is not callable")
-    return factory  # type: ignore[no-any-return]
+    return cast(AgentFactory, factory)
 
 
 def _demo_reply(messages: list[dict[str, Any]]) -> str:
