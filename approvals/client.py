@@ -6,7 +6,7 @@ number of waiters) and its background tasks; use one per process, inside `async 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -84,6 +84,11 @@ class ApprovalClient:
         if self._store is not None:
             await self._store.redis.aclose()
         self._store = self._waiter = self._sweeper = self._heartbeat = None
+
+    def report(self, details: Callable[[], dict[str, Any]]) -> None:
+        """Add what `details()` returns to this process's heartbeat (a worker reports its runs)."""
+        if self._heartbeat is not None:
+            self._heartbeat.details = details
 
     @property
     def store(self) -> ApprovalStore:

@@ -13,7 +13,8 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -34,12 +35,14 @@ class ProcessInfo:
     pid: int
     waiting: int
     seen_at: float
+    details: dict[str, Any] = field(default_factory=dict)  # what the process adds (a worker: its runs)
 
 
 class Heartbeat:
     def __init__(self, store: ApprovalStore, waiting: Callable[[], int], role: str, interval: float = INTERVAL) -> None:
         self._store = store
         self._waiting = waiting
+        self.details: Callable[[], dict[str, Any]] | None = None
         self.role = role
         self.interval = interval
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{role}"
@@ -56,6 +59,8 @@ class Heartbeat:
     async def beat(self) -> None:
         info = {"role": self.role, "host": socket.gethostname(), "pid": os.getpid(), "waiting": self._waiting()}
         info["seen_at"] = time.time()
+        if self.details is not None:
+            info["details"] = self.details()
         await self._store.redis.hset(self._store.keys.processes, self.process_id, json.dumps(info))
 
     async def _run(self) -> None:
@@ -77,7 +82,12 @@ async def live_processes(store: ApprovalStore, stale_after: float = STALE_AFTER)
         if now - info["seen_at"] > stale_after:
             stale.append(process_id)
             continue
-        live.append(ProcessInfo(process_id, info["role"], info["host"], info["pid"], info["waiting"], info["seen_at"]))
+        live.append(
+            ProcessInfo(
+                process_id, info["role"], info["host"], info["pid"], info["waiting"], info["seen_at"],
+                info.get("details", {}),
+            )
+        )  # fmt: skip
     if stale:
         await store.redis.hdel(store.keys.processes, *stale)
     return sorted(live, key=lambda p: (-p.waiting, p.process_id))

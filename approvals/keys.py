@@ -83,6 +83,19 @@ class Keys:
         """List: the run's steps as JSON, in order."""
         return f"{self.prefix}run:{run_id}:steps"
 
+    def run_requests(self, run_id: str) -> str:
+        """Sorted set: the approval requests a run made, by creation time (written by the create script)."""
+        return f"{self.prefix}run:{run_id}:requests"
+
+    def runs_in_state(self, status: str) -> str:
+        """Sorted set of run ids in one state (queued, running, finished, failed, cancelled) by when they got there."""
+        return f"{self.prefix}runs:{status}"
+
+    @property
+    def runs_channel(self) -> str:
+        """Pub/Sub channel: `<run id>\\n<what changed>`: a step, a new state, an approval asked or decided."""
+        return f"{self.prefix}runs:changed"
+
     @property
     def runs(self) -> str:
         """Sorted set of run ids by submission time."""

@@ -6,16 +6,23 @@ same step as the change, so the log can never disagree with the data.
 
 from __future__ import annotations
 
-# KEYS: request, pending (all), pending (queue), expiry, events, queues, counts, [idempotency]
-# ARGV: id, created_at, expires_at, events maxlen, queue, action, actor, args JSON, then hash field/value pairs
+# KEYS: request, pending (all), pending (queue), expiry, events, queues, counts, [idempotency], [run's requests]
+# ARGV: id, created_at, expires_at, events maxlen, queue, action, actor, args JSON, has idempotency key ('1'/'0'),
+#       run id (or ''), runs channel, then hash field/value pairs
 CREATE = """
-if KEYS[8] then
+local next_key = 8
+if ARGV[9] == '1' then
   local existing = redis.call('GET', KEYS[8])
   if existing then return {'existing', existing} end
   redis.call('SET', KEYS[8], ARGV[1])
+  next_key = 9
+end
+if ARGV[10] ~= '' then
+  redis.call('ZADD', KEYS[next_key], ARGV[2], ARGV[1])
+  redis.call('PUBLISH', ARGV[11], ARGV[10] .. '\\napproval')
 end
 redis.call('HINCRBY', KEYS[7], ARGV[5] .. ':created', 1)
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
@@ -28,7 +35,7 @@ return {'created', ARGV[1]}
 # KEYS: request, pending (all), pending (queue), expiry, history (all), history (queue), events, counts,
 #       [idempotency]
 # ARGV: id, status, now, actor, reason, edited args JSON, check self ('1'/'0'), channel, events maxlen,
-#       retention seconds, expiry actor, expiry reason
+#       retention seconds, expiry actor, expiry reason, runs channel (told when a run's request is decided)
 #
 # Replies {'ok', payload}; {'decided', payload} when someone was first; {'late', payload} when the
 # request was overdue and so was decided 'expired' instead; {'self'}; {'missing'}; {'not_due'}.
@@ -36,7 +43,7 @@ return {'created', ARGV[1]}
 DECIDE = """
 local req = KEYS[1]
 local id = ARGV[1]
-local current = redis.call('HMGET', req, 'status', 'requested_by', 'expires_at', 'queue', 'action', 'args')
+local current = redis.call('HMGET', req, 'status', 'requested_by', 'expires_at', 'queue', 'action', 'args', 'run_id')
 
 local function decision(kind)
   local names = {'id', 'status', 'decided_at', 'decided_by', 'reason', 'args', 'edited_args'}
@@ -84,5 +91,6 @@ redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', unpack(event))
 
 local reply = decision(kind)
 redis.call('PUBLISH', ARGV[8], reply[2])
+if current[7] then redis.call('PUBLISH', ARGV[13], current[7] .. '\\napproval') end
 return reply
 """

@@ -85,8 +85,11 @@ class ApprovalStore:
         ]
         if idempotency_key is not None:
             keys.append(self.keys.idempotency(idempotency_key))
+        if run_id is not None:
+            keys.append(self.keys.run_requests(run_id))
         argv = [request_id, stored["created_at"], stored["expires_at"], self.settings.events_maxlen, queue_name]
         argv += [stored["action"], stored.get("requested_by", ""), stored["args"]]
+        argv += [int(idempotency_key is not None), stored.get("run_id", ""), self.keys.runs_channel]
         argv += [part for pair in stored.items() for part in pair]
         kind, existing_id = await self._create(keys=keys, args=argv)
         if kind == "existing":
@@ -266,7 +269,7 @@ class ApprovalStore:
             keys.append(self.keys.idempotency(idempotency_key))
         argv = [request_id, status.value, repr(time.time()), actor, reason or "", edited, int(check_self)]
         argv += [self.keys.decided_channel, self.settings.events_maxlen, math.ceil(self.settings.retention)]
-        argv += [EXPIRY_ACTOR, EXPIRY_REASON]
+        argv += [EXPIRY_ACTOR, EXPIRY_REASON, self.keys.runs_channel]
         reply = await self._decide(keys=keys, args=argv)
         return _decision_from_reply(reply, request_id, actor)
 

@@ -12,10 +12,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -25,6 +24,7 @@ from .errors import AlreadyDecided, ClientClosed, WaitTimeout
 from .histogram import Histogram
 from .models import Decision
 from .store import ApprovalStore
+from .subscription import Subscription
 from .tasks import BackgroundTasks
 
 log = logging.getLogger("approvals.waiting")
@@ -33,7 +33,6 @@ T = TypeVar("T")
 
 RECHECK_CHUNK = 1000  # ids per pipelined re-check read
 MAX_BACKOFF = 5.0
-SILENCE_LIMIT = 3  # health-check intervals without a word before the connection counts as dead
 
 
 class DecisionWaiter:
@@ -57,7 +56,9 @@ class DecisionWaiter:
 
     async def start(self, timeout: float = 10.0) -> None:
         """Subscribe, and return once the subscription is live."""
-        self._tasks.spawn(self._listen())
+        interval = self._store.settings.health_check_interval
+        subscription = Subscription(self._redis, self._channel, self._on_message, self._on_subscribed, interval)
+        self._tasks.spawn(subscription.run())
         self._tasks.spawn(self._safety_sweep())
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
@@ -130,55 +131,11 @@ class DecisionWaiter:
 
     # -- background tasks --------------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        backoff = 0.05
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                await self._read_messages(pubsub)
-            except (RedisError, OSError) as error:
-                log.warning("approvals: Pub/Sub connection lost (%s); reconnecting in %.2f s", error, backoff)
-            except Exception:
-                log.exception("approvals: Pub/Sub listener failed; restarting it in %.2f s", backoff)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
-
-    async def _read_messages(self, pubsub: PubSub) -> None:
-        """Dispatch messages until the connection fails or falls silent.
-
-        redis-py's own health check only runs before a read, so an idle half-open connection would
-        block forever: we PING when idle and re-make the connection if not even a pong comes back.
-        """
-        interval = self._store.settings.health_check_interval
-        loop = asyncio.get_running_loop()
-        last_heard = last_ping = loop.time()
-        while True:
-            message = await pubsub.get_message(timeout=interval)
-            now = loop.time()
-            if message is not None:
-                last_heard = now
-                self._on_pubsub_message(message)
-            elif now - last_heard > SILENCE_LIMIT * interval:
-                raise ConnectionError(f"no reply on the Pub/Sub connection for {now - last_heard:.1f} s")
-            if now - max(last_heard, last_ping) >= interval:
-                await pubsub.ping()
-                last_ping = now
-
-    def _on_pubsub_message(self, message: dict[str, Any]) -> None:
-        if message["type"] == "message":
-            try:
-                self._on_message(message["data"])
-            except (ValueError, KeyError, TypeError):
-                log.exception("approvals: ignored a malformed wake-up message: %.200r", message["data"])
-        elif message["type"] == "subscribe":
-            # First subscription or redis-py's silent re-subscription after a reconnect:
-            # decisions published while we were not listening are found by reading.
-            self._subscribed.set()
-            self._tasks.spawn(self.recheck())
+    def _on_subscribed(self) -> None:
+        # First subscription or redis-py's silent re-subscription after a reconnect:
+        # decisions published while we were not listening are found by reading.
+        self._subscribed.set()
+        self._tasks.spawn(self.recheck())
 
     async def _safety_sweep(self) -> None:
         while True:

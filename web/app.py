@@ -16,6 +16,7 @@ from .auth import auth_middleware
 from .live import AuditFeed
 from .profiles import load_profile
 from .render import error_middleware, security_headers, setup_templates
+from .runfeed import RunFeed
 from .runstore import RunStore
 from .settings import WebSettings
 from .users import UserStore
@@ -46,10 +47,13 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     agents = ApprovalClient(settings.approvals, requested_by="agents", sweep_expired=False, heartbeat="agents")
     await agents.start()
     app[appkeys.CLIENT], app[appkeys.FEED], app[appkeys.USERS] = client, feed, UserStore(client.store)
-    app[appkeys.RUNS_CLIENT], app[appkeys.RUNS] = agents, RunStore(client.store)
+    run_feed = RunFeed(client.store, pubsub_client(settings.approvals, role="runs"))
+    await run_feed.start()
+    app[appkeys.RUNS_CLIENT], app[appkeys.RUNS], app[appkeys.RUN_FEED] = agents, RunStore(client.store), run_feed
     worker, worker_task = None, None
     if settings.approvals.embedded if settings.in_process_worker is None else settings.in_process_worker:
-        worker = Worker(app[appkeys.RUNS], agents, app[appkeys.AGENT_FACTORY], name="in-process")
+        worker = Worker(app[appkeys.RUNS], agents, app[appkeys.AGENT_FACTORY], feed=run_feed, name="in-process")
+        agents.report(worker.details)
         worker_task = asyncio.create_task(worker.run())
     try:
         yield
@@ -59,6 +63,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
             await worker_task
             await worker.drain(grace=0)
         await agents.aclose()
+        await run_feed.aclose()
         await feed.aclose()
         await client.aclose()
 
@@ -91,6 +96,13 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/api/v1/runs", runs.submit_run)
     router.add_get("/api/v1/runs", runs.list_runs)
     router.add_get("/api/v1/runs/{id}", runs.get_run)
+    router.add_post("/api/v1/runs/{id}/cancel", runs.cancel_run)
+    router.add_get("/api/v1/runs/{id}/events", runs.run_events_api)
+    router.add_get("/runs", runs.runs_page)
+    router.add_post("/runs", runs.start_run_form)
+    router.add_get("/runs/{id}", runs.run_page)
+    router.add_post("/runs/{id}/cancel", runs.cancel_run_form)
+    router.add_get("/runs/{id}/events", runs.run_events_page)
 
     router.add_get("/metrics", metrics.metrics)
     router.add_get("/healthz", metrics.healthz)

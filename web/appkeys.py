@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from .live import AuditFeed
     from .profiles import AgentFactory
+    from .runfeed import RunFeed
     from .runstore import RunStore
     from .settings import WebSettings
     from .users import User, UserStore
@@ -22,6 +23,7 @@ FEED: web.AppKey[AuditFeed] = web.AppKey("feed")
 RUNS_CLIENT: web.AppKey[ApprovalClient] = web.AppKey("runs_client")  # the agents' own: requested_by "agents"
 AGENT_FACTORY: web.AppKey[AgentFactory] = web.AppKey("agent_factory")
 RUNS: web.AppKey[RunStore] = web.AppKey("runs")
+RUN_FEED: web.AppKey[RunFeed] = web.AppKey("run_feed")
 
 # Per request: who is asking (None when anonymous), the CSRF token of their session, how they signed in.
 PRINCIPAL: web.RequestKey[User | None] = web.RequestKey("principal")
@@ -34,7 +36,9 @@ __all__ = [
     "CSRF",
     "FEED",
     "PRINCIPAL",
+    "RUNS",
     "RUNS_CLIENT",
+    "RUN_FEED",
     "SETTINGS",
     "USERS",
     "VIA_SESSION",

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from approvals import ApprovalClient, ApprovalError
+from approvals.connections import pubsub_client
 from approvals.tasks import BackgroundTasks
 from approvals.validation import queue_name
 
@@ -23,6 +24,7 @@ from . import appkeys
 from .app import create_app
 from .opscli import add_commands
 from .profiles import load_profile
+from .runfeed import RunFeed
 from .runstore import RunStore
 from .settings import WebSettings
 from .users import Role, UnknownUser, UserExists, UserStore
@@ -63,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--agent", help="agent profile: demo, litellm or module:function")
     worker.add_argument(
         "--visibility-timeout", type=float, default=30.0, help="seconds before a dead worker's runs are taken over"
+    )
+    worker.add_argument(
+        "--grace", type=float, default=10.0, help="seconds a stopping worker lets runs finish before handing them back"
     )
     worker.set_defaults(run=_worker)
 
@@ -146,10 +151,13 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with ApprovalClient(settings.approvals, requested_by="agents", heartbeat="worker") as client:
+            feed = RunFeed(client.store, pubsub_client(settings.approvals, role="runs"))
+            await feed.start()
             worker = Worker(
-                RunStore(client.store), client, factory,
+                RunStore(client.store), client, factory, feed=feed,
                 concurrency=args.concurrency, visibility_timeout=args.visibility_timeout,
             )  # fmt: skip
+            client.report(worker.details)
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, worker.stop)
@@ -157,8 +165,11 @@ def _worker(args: argparse.Namespace) -> int:
                 f"worker {worker.name} taking runs (profile {settings.agent_profile}, concurrency {args.concurrency})",
                 flush=True,
             )
-            await worker.run()
-            await worker.drain(grace=10.0)  # running runs finish or go back to the queue
+            try:
+                await worker.run()
+                await worker.drain(grace=args.grace)  # running runs finish, or go back to the queue
+            finally:
+                await feed.aclose()
 
     asyncio.run(run())
     return 0

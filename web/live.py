@@ -112,6 +112,10 @@ class AuditFeed:
                 subscriber.dropped = True
 
 
-def sse_message(event_id: str, event: str, data: dict[str, object]) -> bytes:
-    """One server-sent event; JSON on a single data line, so no payload can break the framing."""
-    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def sse_message(event_id: str | None, event: str, data: dict[str, object]) -> bytes:
+    """One server-sent event; JSON on a single data line, so no payload can break the framing.
+
+    Without an id the client's last event id stays as it was (for events that are not resume points).
+    """
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()

@@ -19,6 +19,7 @@ from approvals.heartbeat import live_processes
 from approvals.stats import decision_stats
 
 from .render import age, summary
+from .runstore import RunStore
 from .settings import WebSettings
 from .users import UserStore
 
@@ -27,7 +28,7 @@ Action = Callable[[ApprovalClient, argparse.Namespace], Awaitable[int]]
 
 
 def add_commands(commands: Any) -> None:
-    commands.add_parser("status", help="queues, waiting processes and recent decisions").set_defaults(
+    commands.add_parser("status", help="queues, processes, workers and runs by state").set_defaults(
         run=lambda a: _run(_status, a)
     )
     listing = commands.add_parser("list", help="list pending (or --decided) requests")
@@ -35,7 +36,7 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--decided", action="store_true")
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=lambda a: _run(_list, a))
-    show = commands.add_parser("show", help="one request, in full")
+    show = commands.add_parser("show", help="one request (or run), in full")
     show.add_argument("id")
     show.set_defaults(run=lambda a: _run(_show, a))
     for name in ("approve", "reject"):
@@ -72,6 +73,14 @@ async def _status(client: ApprovalClient, args: argparse.Namespace) -> int:
     for p in processes:
         print(f"{p.process_id:48} {p.role:12} {p.waiting:>8}")
     print(f"\n{sum(p.waiting for p in processes)} coroutine(s) waiting in {len(processes)} process(es)")
+    workers = [p for p in processes if "worker" in p.details]
+    print(f"\n{'worker':48} {'runs':>6} {'of':>6} {'finished':>9}")
+    for p in workers:
+        d = p.details
+        print(f"{d['worker']:48} {d.get('runs', 0):>6} {d.get('concurrency', 0):>6} {d.get('finished', 0):>9}")
+    counts = await RunStore(store).counts()
+    states = ", ".join(f"{counts[state]} {state}" for state in ("queued", "running", "finished", "failed", "cancelled"))
+    print(f"\nruns: {states} ({counts['waiting']} of the running wait for approval)")
     return 0
 
 
@@ -94,16 +103,23 @@ async def _load(client: ApprovalClient, request_id: str) -> ApprovalRequest | No
     try:
         return await client.store.get(request_id)
     except (RequestNotFound, InvalidRequest):
-        print(f"error: no approval request with id {request_id!r}", file=sys.stderr)
+        print(f"error: no approval request (or run) with id {request_id!r}", file=sys.stderr)
         return None
 
 
 async def _show(client: ApprovalClient, args: argparse.Namespace) -> int:
-    request = await _load(client, args.id)
-    if request is None:
-        return NOT_FOUND
-    data = dataclasses.asdict(request) | {"status": request.status.value}
-    print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+    """An approval request or, given a run id, the run with its steps and approval requests."""
+    runs = RunStore(client.store)
+    if await runs.exists(args.id):
+        run = await runs.get(args.id)
+        data = dataclasses.asdict(run) | {"status": run.status.value, "state": run.state}
+        data |= {"steps": await runs.steps(run.id), "approval_requests": await runs.request_ids(run.id)}
+    else:
+        request = await _load(client, args.id)
+        if request is None:
+            return NOT_FOUND
+        data = dataclasses.asdict(request) | {"status": request.status.value}
+    print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str))
     return 0
 
 

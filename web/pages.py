@@ -124,6 +124,8 @@ def _request_context(request: web.Request, approval: ApprovalRequest, **extra: A
         "error": None,
         "preview": None,
         "reason": "",
+        "run": None,
+        "run_steps": [],
         **extra,
     }
 
@@ -137,7 +139,21 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 async def request_page(request: web.Request) -> web.Response:
     require_user(request)
     approval = await _load(request)
-    return render(request, "request.html", _request_context(request, approval))
+    return render(request, "request.html", _request_context(request, approval) | await _run_of(request, approval))
+
+
+async def _run_of(request: web.Request, approval: ApprovalRequest) -> dict[str, Any]:
+    """The run that asked, if it is one of ours, and the steps it took before asking."""
+    runs = request.app[appkeys.RUNS]
+    if approval.run_id is None or not await runs.exists(approval.run_id):
+        return {"run": None, "run_steps": []}
+    run = await runs.get(approval.run_id)
+    asked_at = approval.context.get("step")
+    if not isinstance(asked_at, int):
+        return {"run": run, "run_steps": []}
+    steps = await runs.steps(run.id)
+    before = [s for s in steps if s.get("type") == "action" and isinstance(s.get("step"), int) and s["step"] < asked_at]
+    return {"run": run, "run_steps": before}
 
 
 async def decide_form(request: web.Request) -> web.StreamResponse:
@@ -316,7 +332,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
                     event = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
                 except TimeoutError:
                     # Also notices a sign-out in another process, or the user's removal.
-                    if not await _still_signed_in(request):
+                    if not await still_signed_in(request):
                         break
                     await response.write(b": keep-alive\n\n")
                     continue
@@ -327,7 +343,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _still_signed_in(request: web.Request) -> bool:
+async def still_signed_in(request: web.Request) -> bool:
     """A stream outlives its first request: signing out, or the user's removal, must end it too."""
     users, settings = request.app[appkeys.USERS], request.app[appkeys.SETTINGS]
     if request[appkeys.VIA_SESSION]:

@@ -1,24 +1,29 @@
 """Agent runs kept in Redis, so any server process can show any run and any worker can take one.
 
-Submitting appends the run id to a stream that workers read through one consumer group; a run's
-steps are a Redis list; finishing is guarded so a run finishes exactly once, even if two workers
-ran it (the one that died and the one that took it over).
+Submitting appends the run id to a stream that workers read through one consumer group. A run is a
+hash; its steps are a list; one sorted set per state indexes the runs for the dashboard. Every change
+of state is one Lua script that also moves the run between those sets and publishes a notice on the
+runs channel, and finishing is guarded so a run finishes exactly once, even if two workers ran it
+(the one that died and the one that took it over) or someone cancelled it meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from approvals import ApprovalStore
+from approvals import AlreadyDecided, ApprovalStore, Decision, RequestNotFound
 from approvals.errors import ApprovalError, InvalidRequest
+from approvals.models import Page
 
 GROUP = "workers"
 MAX_TASK = 20_000
+MAX_STEP_TEXT = 20_000  # characters kept of each text field of a step
 
 
 class RunStatus(StrEnum):
@@ -26,12 +31,30 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+# What the runs page and `approvals list-runs` filter on: the stored states, and two views of them.
+ACTIVE, WAITING = "active", "waiting"  # queued or running; running and waiting for a person's decision
+VIEWS = (ACTIVE, WAITING, *(s.value for s in RunStatus), "all")
 
 
 class RunNotFound(ApprovalError, LookupError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}")
         self.run_id = run_id
+
+
+class RunFinished(ApprovalError):
+    """A change to a run that already finished (or was cancelled)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"run {run.id} already {run.status.value}")
+        self.run = run
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +64,20 @@ class Run:
     profile: str
     status: RunStatus
     created_at: float
+    submitted_by: str | None = None
     attempts: int = 0
     worker: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
     result: Any = None
     error: str | None = None
+    cancelled_by: str | None = None
+    waiting: bool = False  # running, with an approval request pending (read from the approvals, not stored)
+
+    @property
+    def state(self) -> str:
+        """The status as people want to see it: `waiting` for a running run that waits for a person."""
+        return WAITING if self.waiting else self.status.value
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> Run:
@@ -56,77 +87,219 @@ class Run:
             profile=fields["profile"],
             status=RunStatus(fields["status"]),
             created_at=float(fields["created_at"]),
+            submitted_by=fields.get("submitted_by"),
             attempts=int(fields.get("attempts", 0)),
             worker=fields.get("worker"),
             started_at=float(fields["started_at"]) if "started_at" in fields else None,
             finished_at=float(fields["finished_at"]) if "finished_at" in fields else None,
             result=json.loads(fields["result"]) if "result" in fields else None,
             error=fields.get("error"),
+            cancelled_by=fields.get("cancelled_by"),
         )
+
+
+# KEYS: run, steps, queued set, running set, set of the new state
+# ARGV: run id, new status, now, channel, then hash field/value pairs to set
+# Replies {'ok', attempts}, {'finished', status} when the run already finished, or {'missing'}.
+TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if redis.call('HEXISTS', KEYS[1], 'finished_at') == 1 then return {'finished', status} end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
+if ARGV[2] == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3], unpack(ARGV, 5))
+  redis.call('DEL', KEYS[2])
+  attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+else
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], unpack(ARGV, 5))
+end
+redis.call('PUBLISH', ARGV[4], ARGV[1] .. '\\n' .. ARGV[2])
+return {'ok', tostring(attempts)}
+"""
+
+# KEYS: run, steps. ARGV: run id, attempt, step JSON, channel.
+# Appends only for the attempt that runs now: a worker that lost the run to another cannot write into
+# the new attempt's steps. Replies the run's status, or 'superseded'.
+ADD_STEP = """
+local current = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+if current[1] ~= 'running' then return current[1] or 'missing' end
+if current[2] ~= ARGV[2] then return 'superseded' end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[1] .. '\\nstep')
+return 'running'
+"""
 
 
 class RunStore:
     def __init__(self, store: ApprovalStore) -> None:
+        self.approvals = store
         self.redis = store.redis
         self.keys = store.keys
+        self._transition = self.redis.register_script(TRANSITION)
+        self._add_step = self.redis.register_script(ADD_STEP)
 
-    async def submit(self, task: object, profile: str) -> Run:
+    # -- submitting and reading --------------------------------------------------------------------
+
+    async def submit(self, task: object, profile: str, *, submitted_by: str | None = None) -> Run:
         if not isinstance(task, str) or not task.strip():
             raise InvalidRequest("task", 'is required: send {"task": "what the agent should do"}')
         if len(task) > MAX_TASK:
             raise InvalidRequest("task", f"must be at most {MAX_TASK} characters")
-        run = Run(uuid.uuid4().hex, task, profile, RunStatus.QUEUED, time.time())
+        run = Run(uuid.uuid4().hex, task, profile, RunStatus.QUEUED, time.time(), submitted_by)
         fields = {
             "id": run.id,
             "task": task,
             "profile": profile,
             "status": run.status.value,
             "created_at": repr(run.created_at),
-        }
+        } | ({"submitted_by": submitted_by} if submitted_by else {})
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.run(run.id), mapping=fields)
             pipe.zadd(self.keys.runs, {run.id: run.created_at})
+            pipe.zadd(self.keys.runs_in_state(RunStatus.QUEUED), {run.id: run.created_at})
             pipe.xadd(self.keys.run_queue, {"run": run.id})
+            pipe.publish(self.keys.runs_channel, f"{run.id}\nqueued")
             await pipe.execute()
         return run
 
     async def get(self, run_id: str) -> Run:
-        fields = await self.redis.hgetall(self.keys.run(run_id)) if len(run_id) == 32 else {}
-        if not fields:
+        runs = await self.get_many([run_id]) if _well_formed(run_id) else []
+        if not runs:
             raise RunNotFound(run_id)
-        return Run.from_hash(fields)
+        return runs[0]
 
-    async def recent(self, limit: int = 50) -> list[Run]:
-        ids = await self.redis.zrange(self.keys.runs, 0, limit - 1, desc=True)
+    async def exists(self, run_id: str) -> bool:
+        return _well_formed(run_id) and bool(await self.redis.exists(self.keys.run(run_id)))
+
+    async def get_many(self, run_ids: list[str]) -> list[Run]:
+        """The runs that exist among `run_ids`, in order, each knowing whether it waits for a person."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for run_id in ids:
+            for run_id in run_ids:
                 pipe.hgetall(self.keys.run(run_id))
             rows = await pipe.execute()
-        return [Run.from_hash(fields) for fields in rows if fields]
+        runs = [Run.from_hash(fields) for fields in rows if fields]
+        running = [run for run in runs if run.status is RunStatus.RUNNING]
+        if not running:
+            return runs
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run in running:
+                pipe.zintercard(2, [self.keys.pending(), self.keys.run_requests(run.id)], limit=1)
+            waiting = {run.id for run, count in zip(running, await pipe.execute(), strict=True) if count}
+        return [replace(run, waiting=True) if run.id in waiting else run for run in runs]
+
+    async def list_runs(self, view: str = "all", *, offset: int = 0, limit: int = 50) -> Page[Run]:
+        """Runs in one view (see VIEWS), newest first: by submission, start or finish as the view suits."""
+        if view not in VIEWS:
+            raise InvalidRequest("state", f"must be one of {', '.join(VIEWS)}")
+        if view == WAITING:  # derived, so read every running run: there are as many as workers run at once
+            running = await self.get_many(await self.redis.zrange(self.keys.runs_in_state("running"), 0, -1, desc=True))
+            waiting = [run for run in running if run.waiting]
+            return Page(waiting[offset : offset + limit], len(waiting), offset, limit)
+        keys = (
+            [self.keys.runs]
+            if view == "all"
+            else [self.keys.runs_in_state(s) for s in (("running", "queued") if view == ACTIVE else (view,))]
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zcard(key)
+                pipe.zrange(key, 0, offset + limit - 1, desc=True)
+            replies = await pipe.execute()
+        ids = [run_id for part in replies[1::2] for run_id in part][offset : offset + limit]
+        return Page(await self.get_many(ids), sum(replies[::2]), offset, limit)
+
+    async def counts(self) -> dict[str, int]:
+        """How many runs are in each state, and how many running ones wait for a person."""
+        states = list(RunStatus)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in states:
+                pipe.zcard(self.keys.runs_in_state(state))
+            sizes = await pipe.execute()
+        counts = {state.value: size for state, size in zip(states, sizes, strict=True)}
+        return counts | {WAITING: (await self.list_runs(WAITING, limit=1)).total}
 
     async def steps(self, run_id: str, start: int = 0) -> list[dict[str, Any]]:
         return [json.loads(s) for s in await self.redis.lrange(self.keys.run_steps(run_id), start, -1)]
 
-    async def started(self, run_id: str, worker: str) -> int:
-        """Record that `worker` runs it now; returns the attempt number. A re-run starts its steps afresh."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self.keys.run(run_id), mapping={"status": "running", "worker": worker, "started_at": repr(time.time())}
-            )
-            pipe.hincrby(self.keys.run(run_id), "attempts", 1)
-            pipe.delete(self.keys.run_steps(run_id))
-            replies = await pipe.execute()
-        return int(replies[1])
+    async def request_ids(self, run_id: str) -> list[str]:
+        """The approval requests the run made, oldest first."""
+        ids: list[str] = await self.redis.zrange(self.keys.run_requests(run_id), 0, -1)
+        return ids
 
-    async def add_step(self, run_id: str, step: dict[str, Any]) -> None:
-        await self.redis.rpush(self.keys.run_steps(run_id), json.dumps(step, default=str))
+    # -- what workers record -----------------------------------------------------------------------
+
+    async def started(self, run_id: str, worker: str) -> int | None:
+        """Record that `worker` runs it now: the attempt number (a re-run starts its steps afresh), or
+        None if the run finished meanwhile (cancelled while queued, or finished by a worker that died
+        before acknowledging it)."""
+        kind, value = await self._change(run_id, RunStatus.RUNNING, {"worker": worker})
+        return int(value) if kind == "ok" and value is not None else None
+
+    async def add_step(self, run_id: str, attempt: int, step: dict[str, Any]) -> str:
+        """Append a step of `attempt`; returns the run's status ('superseded' if another attempt runs now)."""
+        step = {k: v[:MAX_STEP_TEXT] if isinstance(v, str) else v for k, v in step.items()}
+        keys = [self.keys.run(run_id), self.keys.run_steps(run_id)]
+        status: str = await self._add_step(
+            keys=keys, args=[run_id, attempt, json.dumps(step, default=str), self.keys.runs_channel]
+        )
+        return status
 
     async def finish(self, run_id: str, status: RunStatus, *, result: Any = None, error: str | None = None) -> bool:
-        """Finish once: False if the run was already finished (by another worker)."""
-        if not await self.redis.hsetnx(self.keys.run(run_id), "finished_at", repr(time.time())):
-            return False
-        fields = {"status": status.value, "result": json.dumps(result, default=str)}
-        if error is not None:
-            fields["error"] = error
-        await self.redis.hset(self.keys.run(run_id), mapping=fields)
-        return True
+        """Finish once: False if the run was already finished (by another worker, or cancelled)."""
+        fields = {"result": json.dumps(result, default=str)} | ({"error": error} if error is not None else {})
+        kind, _ = await self._change(run_id, status, fields)
+        return kind == "ok"
+
+    # -- cancelling --------------------------------------------------------------------------------
+
+    async def cancel(self, run_id: str, *, by: str) -> Run:
+        """Cancel a run that has not finished, and the approval requests it has pending.
+
+        The worker running it hears of it on the runs channel and stops it; a queued run is never
+        started. Raises RunFinished if the run already finished.
+        """
+        kind, _ = await self._change(run_id, RunStatus.CANCELLED, {"cancelled_by": by, "error": f"cancelled by {by}"})
+        if kind == "missing":
+            raise RunNotFound(run_id)
+        run = await self.get(run_id)
+        if kind == "finished":
+            raise RunFinished(run)
+        await self.withdraw_approvals(run)
+        return run
+
+    async def withdraw_approvals(self, run: Run) -> list[Decision]:
+        """Withdraw what a finished run still has pending, so reviewers are not asked about a run that ended.
+
+        Both the canceller and the worker that stops the run call this (whoever is first does it).
+        """
+        if run.status is RunStatus.CANCELLED:
+            by, reason = run.cancelled_by or "system", "the run was cancelled"
+        else:
+            by, reason = "system:worker", "the run ended"
+        pending = await self.redis.zinter([self.keys.pending(), self.keys.run_requests(run.id)])
+        cancelled = []
+        for request_id in pending:
+            with contextlib.suppress(AlreadyDecided, RequestNotFound):  # decided a moment ago: that stands
+                cancelled.append(await self.approvals.cancel(request_id, by=by, reason=reason))
+        return cancelled
+
+    async def _change(self, run_id: str, status: RunStatus, fields: dict[str, str]) -> tuple[str, str | None]:
+        if not _well_formed(run_id):
+            return "missing", None
+        keys = [
+            self.keys.run(run_id),
+            self.keys.run_steps(run_id),
+            self.keys.runs_in_state(RunStatus.QUEUED),
+            self.keys.runs_in_state(RunStatus.RUNNING),
+            self.keys.runs_in_state(status),
+        ]
+        argv = [run_id, status.value, repr(time.time()), self.keys.runs_channel]
+        reply = await self._transition(keys=keys, args=argv + [part for pair in fields.items() for part in pair])
+        return reply[0], reply[1] if len(reply) > 1 else None
+
+
+def _well_formed(run_id: str) -> bool:
+    return len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)

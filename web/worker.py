@@ -22,6 +22,7 @@ from approvals import ApprovalClient
 from approvals.tasks import BackgroundTasks
 
 from .profiles import AgentFactory
+from .runfeed import RunFeed
 from .runstore import GROUP, RunNotFound, RunStatus, RunStore
 
 log = logging.getLogger("approvals.worker")
@@ -34,6 +35,7 @@ class Worker:
         client: ApprovalClient,
         factory: AgentFactory,
         *,
+        feed: RunFeed | None = None,
         concurrency: int = 16,
         visibility_timeout: float = 30.0,
         name: str | None = None,
@@ -45,12 +47,21 @@ class Worker:
         self.visibility_timeout = visibility_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._active: dict[str, str] = {}  # stream entry id -> run id
+        self._running: dict[str, asyncio.Task[Any]] = {}  # run id -> the task running it
+        self._stopped: dict[str, bool] = {}  # run id -> acknowledge? (cancelled: yes; taken over: no)
         self._tasks = BackgroundTasks()
         self._stopping = asyncio.Event()
+        self.finished = 0  # runs this worker finished, for its heartbeat and tests
+        if feed is not None:
+            feed.listen(self._on_run_changed)
 
     @property
     def active(self) -> int:
         return len(self._active)
+
+    def details(self) -> dict[str, Any]:
+        """For the process heartbeat: what `approvals status` and the ops page show of this worker."""
+        return {"worker": self.name, "runs": self.active, "concurrency": self.concurrency, "finished": self.finished}
 
     async def run(self) -> None:
         """Take and run runs until `stop()`; then let running ones finish or hand them back."""
@@ -77,12 +88,26 @@ class Worker:
                 await keeper
 
     def stop(self) -> None:
+        """Take no new runs (running ones go on until `drain`)."""
         self._stopping.set()
 
     async def drain(self, grace: float = 10.0) -> None:
-        """After `stop()`: wait up to `grace` for running runs; the rest are handed back unacknowledged."""
+        """After `stop()`: wait up to `grace` for running runs; hand the rest back at once.
+
+        Handed back means stopped without acknowledging and marked idle past the visibility timeout,
+        so another worker takes them over on its next read, not a timeout later. Re-running them is
+        safe: their approval requests are found again by idempotency key.
+        """
         await self._tasks.wait(grace)
+        left = list(self._active)
         await self._tasks.aclose()
+        if left:
+            with contextlib.suppress(RedisError, OSError):
+                await self.runs.redis.xclaim(
+                    self.runs.keys.run_queue, GROUP, self.name, 0, left,
+                    idle=int(self.visibility_timeout * 1000) + 1, justid=True,
+                )  # fmt: skip
+            log.info("approvals: worker %s handed back %d run(s)", self.name, len(left))
 
     async def _ensure_group(self) -> None:
         try:
@@ -108,7 +133,8 @@ class Worker:
         return entries
 
     async def _keep_claims(self) -> None:
-        """Re-claim what we hold every third of the timeout: its idle time restarts, nobody takes it."""
+        """Every third of the timeout: re-claim what we hold (its idle time restarts, nobody takes it),
+        and look for cancellations whose notice we missed."""
         while True:
             await asyncio.sleep(self.visibility_timeout / 3)
             if self._active:
@@ -116,30 +142,67 @@ class Worker:
                     await self.runs.redis.xclaim(
                         self.runs.keys.run_queue, GROUP, self.name, 0, list(self._active), justid=True
                     )
+                    await self._check_cancelled()
+
+    # -- cancelling ----------------------------------------------------------------------------
+
+    def _on_run_changed(self, run_id: str | None, change: str) -> None:
+        if run_id is None:
+            self._tasks.spawn(self._check_cancelled())  # notices may have been missed: read
+        elif change == RunStatus.CANCELLED and run_id in self._running:
+            self._stop_run(run_id, acknowledge=True)
+
+    async def _check_cancelled(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            for run in await self.runs.get_many(list(self._running)):
+                if run.status is RunStatus.CANCELLED:
+                    self._stop_run(run.id, acknowledge=True)
+
+    def _stop_run(self, run_id: str, *, acknowledge: bool) -> None:
+        task = self._running.get(run_id)
+        if task is not None and run_id not in self._stopped:
+            self._stopped[run_id] = acknowledge
+            task.cancel()
+
+    # -- running -------------------------------------------------------------------------------
 
     async def _process(self, entry_id: str, run_id: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[run_id] = task
         try:
             await self._execute(run_id)
-            await self.runs.redis.xack(self.runs.keys.run_queue, GROUP, entry_id)
         except asyncio.CancelledError:
-            raise  # stopped: not acknowledged, so another worker takes it over
+            if run_id not in self._stopped:
+                raise  # the worker stops: not acknowledged, so another worker takes it over
+            task.uncancel()  # cancelled by someone, or taken over by another worker: done with it
         except Exception:
             log.exception("approvals: run %s crashed its worker task", run_id)
         finally:
+            self._running.pop(run_id, None)
             self._active.pop(entry_id, None)
+            acknowledge = self._stopped.pop(run_id, True)
+        if acknowledge:
+            with contextlib.suppress(RedisError, OSError, RunNotFound):  # else it is taken over and skipped
+                await self.runs.redis.xack(self.runs.keys.run_queue, GROUP, entry_id)
+                await self.runs.withdraw_approvals(await self.runs.get(run_id))
 
     async def _execute(self, run_id: str) -> None:
         try:
             run = await self.runs.get(run_id)
         except RunNotFound:
             return
-        if run.finished_at is not None:
-            return  # finished by a worker that died before acknowledging
-        await self.runs.started(run_id, self.name)
+        attempt = await self.runs.started(run_id, self.name) if run.finished_at is None else None
+        if attempt is None:
+            return  # cancelled while queued, or finished by a worker that died before acknowledging
         agent = self.factory(self.client)
 
         async def record(step: Any) -> None:
-            await self.runs.add_step(run_id, _step_json(step))
+            status = await self.runs.add_step(run_id, attempt, _step_json(step))
+            if status == "superseded":
+                self._stop_run(run_id, acknowledge=False)  # another worker took it over: it is theirs
+            elif status != RunStatus.RUNNING:
+                self._stop_run(run_id, acknowledge=True)  # cancelled meanwhile
 
         agent.add_step_callback(record, ActionStep)
         agent.add_step_callback(record, PlanningStep)
@@ -147,8 +210,9 @@ class Worker:
             result = await agent.arun(run.task, run_id=run_id)
         except Exception as error:
             await self.runs.finish(run_id, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
-            return
-        await self.runs.finish(run_id, RunStatus.FINISHED, result=result)
+        else:
+            await self.runs.finish(run_id, RunStatus.FINISHED, result=result)
+        self.finished += 1
 
 
 def _step_json(step: Any) -> dict[str, Any]:

@@ -55,7 +55,8 @@ SiteFactory = Callable[..., Awaitable[Site]]
 
 
 @pytest.fixture
-async def make_site(aiohttp_client: Any, web_settings: WebSettings) -> SiteFactory:
+async def make_site(web_settings: WebSettings, aiohttp_client: Any) -> SiteFactory:
+    # web_settings first: its keys are then deleted after the app (and its worker) has stopped.
     async def make(**overrides: Any) -> Site:
         settings = replace(web_settings, **overrides)
         client = await aiohttp_client(create_app(settings))
