@@ -89,6 +89,7 @@ class ApprovalClient:
         """Add what `details()` returns to this process's heartbeat (a worker reports its runs)."""
         if self._heartbeat is not None:
             self._heartbeat.details = details
+            self._heartbeat.beat_soon()
 
     @property
     def store(self) -> ApprovalStore:

@@ -47,6 +47,7 @@ class Heartbeat:
         self.interval = interval
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{role}"
         self._tasks = BackgroundTasks()
+        self._wake = asyncio.Event()
 
     def start(self) -> None:
         self._tasks.spawn(self._run())
@@ -63,13 +64,19 @@ class Heartbeat:
             info["details"] = self.details()
         await self._store.redis.hset(self._store.keys.processes, self.process_id, json.dumps(info))
 
+    def beat_soon(self) -> None:
+        """Beat now rather than at the next interval (what the process reports has changed)."""
+        self._wake.set()
+
     async def _run(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.beat()
             except (RedisError, OSError) as error:
                 log.warning("approvals: heartbeat failed (%s)", error)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
 
 
 async def live_processes(store: ApprovalStore, stale_after: float = STALE_AFTER) -> list[ProcessInfo]:

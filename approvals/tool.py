@@ -8,7 +8,9 @@ made instead of asking twice; reviewers see the agent, run, task and recent step
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from agent_runtime import Tool
@@ -16,6 +18,13 @@ from agent_runtime.context import get_run_context
 
 from .client import ApprovalClient
 from .models import Decision
+
+# Set by whatever runs agents for others (a worker): awaited after each decision, before the tool acts
+# on it, it raises if this runner no longer owns the run (cancelled, or taken over by another worker),
+# so an approval is acted on once even if two runners waited for it.
+approval_fence: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "approval_fence", default=None
+)
 
 _default_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ApprovalClient] = weakref.WeakKeyDictionary()
 _default_client_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -70,9 +79,12 @@ class _Asks:
     async def ask(self, action: str, args: dict[str, Any]) -> Decision:
         client = self._client or await default_client()
         identity, context = request_context()
-        return await client.request_approval(
+        decision = await client.request_approval(
             action, args, queue=self.queue, timeout=self.timeout, context=context, **identity
         )
+        if (fence := approval_fence.get()) is not None:
+            await fence()
+        return decision
 
 
 class HumanApprovalTool(Tool):

@@ -247,6 +247,14 @@ class RunStore:
         )
         return status
 
+    async def holder_status(self, run_id: str, attempt: int) -> str:
+        """What `attempt` may do now: 'running' if it is still the run's current attempt, 'superseded'
+        if another worker took the run over, else the run's status ('cancelled'...)."""
+        status, attempts = await self.redis.hmget(self.keys.run(run_id), ["status", "attempts"])
+        if status == RunStatus.RUNNING and attempts != str(attempt):
+            return "superseded"
+        return status or "missing"
+
     async def finish(self, run_id: str, status: RunStatus, *, result: Any = None, error: str | None = None) -> bool:
         """Finish once: False if the run was already finished (by another worker, or cancelled)."""
         fields = {"result": json.dumps(result, default=str)} | ({"error": error} if error is not None else {})

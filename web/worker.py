@@ -20,12 +20,20 @@ from redis.exceptions import RedisError, ResponseError
 from agent_runtime import ActionStep, PlanningStep
 from approvals import ApprovalClient
 from approvals.tasks import BackgroundTasks
+from approvals.tool import approval_fence
 
 from .profiles import AgentFactory
 from .runfeed import RunFeed
-from .runstore import GROUP, RunNotFound, RunStatus, RunStore
+from .runstore import GROUP, Run, RunNotFound, RunStatus, RunStore
 
 log = logging.getLogger("approvals.worker")
+
+
+class RunStopped(BaseException):
+    """This worker must not go on with the run: it was cancelled, or another worker took it over.
+
+    A BaseException, like cancellation, so that neither the agent nor model code handles it as an error.
+    """
 
 
 class Worker:
@@ -80,6 +88,8 @@ class Worker:
                     await asyncio.sleep(1)
                     continue
                 for entry_id, run_id in entries:
+                    if entry_id in self._active:
+                        continue  # our own run, idle too long (a stalled loop): claimed again, still running
                     self._active[entry_id] = run_id
                     self._tasks.spawn(self._process(entry_id, run_id))
         finally:
@@ -195,23 +205,39 @@ class Worker:
         attempt = await self.runs.started(run_id, self.name) if run.finished_at is None else None
         if attempt is None:
             return  # cancelled while queued, or finished by a worker that died before acknowledging
+        await self._run_agent(run, attempt)
+
+    async def _run_agent(self, run: Run, attempt: int) -> None:
+        run_id = run.id
         agent = self.factory(self.client)
 
+        def go_on_if(status: str) -> None:
+            if status == "superseded":  # another worker took it over (we stalled): it is theirs now
+                self._stopped[run_id] = False
+                raise RunStopped(run_id)
+            if status != RunStatus.RUNNING:  # cancelled meanwhile
+                self._stopped[run_id] = True
+                raise RunStopped(run_id)
+
         async def record(step: Any) -> None:
-            status = await self.runs.add_step(run_id, attempt, _step_json(step))
-            if status == "superseded":
-                self._stop_run(run_id, acknowledge=False)  # another worker took it over: it is theirs
-            elif status != RunStatus.RUNNING:
-                self._stop_run(run_id, acknowledge=True)  # cancelled meanwhile
+            go_on_if(await self.runs.add_step(run_id, attempt, _step_json(step)))
+
+        async def fence() -> None:  # after each decision, before the agent acts on it
+            go_on_if(await self.runs.holder_status(run_id, attempt))
 
         agent.add_step_callback(record, ActionStep)
         agent.add_step_callback(record, PlanningStep)
+        token = approval_fence.set(fence)
         try:
             result = await agent.arun(run.task, run_id=run_id)
+        except RunStopped:
+            return
         except Exception as error:
             await self.runs.finish(run_id, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
         else:
             await self.runs.finish(run_id, RunStatus.FINISHED, result=result)
+        finally:
+            approval_fence.reset(token)
         self.finished += 1
 
 

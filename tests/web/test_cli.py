@@ -160,17 +160,28 @@ async def test_worker_process_runs_queued_runs_and_stops_gracefully(settings: Se
         assert "taking runs" in (await asyncio.wait_for(worker.stdout.readline(), 30)).decode()
         async with ApprovalClient(settings, heartbeat=None) as client:
             runs = RunStore(client.store)
-            run = await runs.submit("renew the certificate", "demo")
+            queued = await runs.submit("renew the certificate", "demo")
             for _ in range(500):
                 if (page := await client.store.list_pending()).items:
                     break
                 await asyncio.sleep(0.02)
+            for _ in range(20):  # heartbeats come every 5 s
+                status = await asyncio.to_thread(run, settings, "status")
+                if re.search(r"^\S+:\d+\s+1\s+4\s+0$", status.stdout, re.MULTILINE):
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError(f"the worker is not in approvals status:\n{status.stdout}")
+            assert re.search(r"^\S+:worker\s+worker\s+1$", status.stdout, re.MULTILINE)  # its waiting coroutine
+            assert (
+                "runs: 0 queued, 1 running, 0 finished, 0 failed, 0 cancelled (1 of the running wait" in status.stdout
+            )
             await client.store.approve(page.items[0].id, by="alice")
             for _ in range(500):
-                if (await runs.get(run.id)).finished_at is not None:
+                if (await runs.get(queued.id)).finished_at is not None:
                     break
                 await asyncio.sleep(0.02)
-            assert (await runs.get(run.id)).result == "approved: Carry out: renew the certificate"
+            assert (await runs.get(queued.id)).result == "approved: Carry out: renew the certificate"
         worker.terminate()
         assert await asyncio.wait_for(worker.wait(), 20) == 0
     finally:

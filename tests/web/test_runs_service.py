@@ -263,9 +263,7 @@ async def test_a_run_page_of_another_process_follows_a_run_to_its_end(site: Site
     csrf = await site.login("root")
     stream = await site.client.get(f"/runs/{run['id']}/events")
     await events_until(stream, "run")
-    decided = await site.client.post(
-        f"/requests/{request.id}/decide", data={"outcome": "approve", "csrf_token": csrf}
-    )
+    decided = await site.client.post(f"/requests/{request.id}/decide", data={"outcome": "approve", "csrf_token": csrf})
     assert decided.status == 200
     events = await events_until(stream, "end")
     final_run = [e for e in events if e.event == "run"][-1]

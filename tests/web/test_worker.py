@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from approvals import ApprovalClient, ApprovalRequest, Status
+from approvals import ApprovalClient, ApprovalRequest, InvalidRequest, Status
 from tests.conftest import until
 from web.profiles import demo_agent
 from web.runstore import RunStatus, RunStore
@@ -98,8 +98,77 @@ async def test_a_worker_keeps_its_claim_while_a_run_waits_long(client: ApprovalC
 
 
 async def test_bad_runs_are_refused(runs: RunStore) -> None:
-    from approvals import InvalidRequest
-
     for task in ("", "   ", 5, "x" * 30_000):
         with pytest.raises(InvalidRequest, match="task"):
             await runs.submit(task, "demo")
+
+
+async def test_a_stopping_worker_hands_its_runs_back_at_once(client: ApprovalClient, runs: RunStore) -> None:
+    leaving = Worker(runs, client, demo_agent, visibility_timeout=30, name="leaving")
+    leaving_task = await start(leaving)
+    run = await runs.submit("rebuild the index", "demo")
+    request = await one_pending(client)
+    await stop(leaving, leaving_task, grace=0)  # not finished in time: handed back
+    staying = Worker(runs, client, demo_agent, visibility_timeout=30, name="staying")
+    staying_task = await start(staying)
+    await until(lambda: staying.active == 1, timeout=5)  # at once, not after the 30 s timeout
+    await client.store.approve(request.id, by="alice")
+    await finished(runs, run.id)
+    done = await runs.get(run.id)
+    assert (done.status, done.worker, done.attempts) == (RunStatus.FINISHED, "staying", 2)
+    await stop(staying, staying_task)
+
+
+async def test_a_stalled_worker_that_lost_its_run_does_not_act_on_it(
+    client: ApprovalClient, runs: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that stopped renewing its claim (stalled, partitioned) but still runs: once another
+    worker has taken the run over, the stalled one's next step is refused and it stops there."""
+    from tests.web.profiles import LEDGER, ledger_agent
+
+    stalled = Worker(runs, client, ledger_agent, visibility_timeout=0.3, name="stalled")
+
+    async def no_renewal() -> None:
+        await asyncio.Event().wait()
+
+    async def no_reclaims(count: int) -> list[tuple[str, str]]:
+        return []
+
+    monkeypatch.setattr(stalled, "_keep_claims", no_renewal)
+    monkeypatch.setattr(stalled, "_reclaim", no_reclaims)
+    stalled_task = await start(stalled)
+    run = await runs.submit("pay the invoice", "x")
+    request = await one_pending(client)
+    taker = Worker(runs, client, ledger_agent, visibility_timeout=0.3, name="taker")
+    taker_task = await start(taker)
+    await until(lambda: taker.active == 1)
+    await asyncio.sleep(0.3)  # the taker re-runs up to the same question (same idempotency key)
+    await client.store.approve(request.id, by="alice")  # both wake up
+    await finished(runs, run.id)
+    await until(lambda: stalled.active == 0)
+    assert await client.store.redis.lrange(client.store.keys.prefix + LEDGER, 0, -1) == ["pay the invoice"]
+    done = await runs.get(run.id)
+    assert (done.worker, done.attempts, [s["step"] for s in await runs.steps(run.id)]) == ("taker", 2, [1, 2, 3])
+    for worker, task in ((stalled, stalled_task), (taker, taker_task)):
+        await stop(worker, task)
+
+
+async def test_run_state_changes_happen_once_and_in_order(runs: RunStore) -> None:
+    run = await runs.submit("tidy up", "demo")
+    assert await runs.counts() == {"queued": 1, "running": 0, "finished": 0, "failed": 0, "cancelled": 0, "waiting": 0}
+    first = await runs.started(run.id, "a")
+    second = await runs.started(run.id, "b")  # taken over
+    assert (first, second) == (1, 2)
+    assert await runs.add_step(run.id, 1, {"step": 1}) == "superseded"
+    assert await runs.add_step(run.id, 2, {"step": 1, "model_output": "x" * 50_000}) == "running"
+    assert [len(s["model_output"]) for s in await runs.steps(run.id)] == [20_000]
+    assert await runs.finish(run.id, RunStatus.FINISHED, result={"ok": True}) is True
+    assert await runs.finish(run.id, RunStatus.FAILED, error="late") is False
+    assert await runs.add_step(run.id, 2, {"step": 2}) == "finished"
+    assert await runs.started(run.id, "c") is None
+    done = await runs.get(run.id)
+    assert (done.status, done.result, done.error, done.worker) == (RunStatus.FINISHED, {"ok": True}, None, "b")
+    assert (await runs.counts())["finished"] == 1 and (await runs.counts())["running"] == 0
+    assert [r.id for r in (await runs.list_runs("finished")).items] == [run.id]
+    with pytest.raises(InvalidRequest, match="state"):
+        await runs.list_runs("sleeping")
