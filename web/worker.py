@@ -74,7 +74,8 @@ class Worker:
     async def run(self) -> None:
         """Take and run runs until `stop()`; then let running ones finish or hand them back."""
         await self._ensure_group()
-        keeper = asyncio.create_task(self._keep_claims())
+        keeper = BackgroundTasks()  # cancelled until it ends: redis-py can swallow one cancellation
+        keeper.spawn(self._keep_claims())
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._active)
@@ -93,9 +94,7 @@ class Worker:
                     self._active[entry_id] = run_id
                     self._tasks.spawn(self._process(entry_id, run_id))
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await keeper.aclose()
 
     def stop(self) -> None:
         """Take no new runs (running ones go on until `drain`)."""
