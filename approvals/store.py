@@ -117,6 +117,13 @@ class ApprovalStore:
             replies = await pipe.execute()
         return [ApprovalRequest.from_hash(fields) for fields in replies if fields]
 
+    async def not_pending(self, request_ids: Sequence[str]) -> list[str]:
+        """Those of `request_ids` that are no longer pending, in one small reply (a re-check's first look)."""
+        if not request_ids:
+            return []
+        scores = await self.redis.zmscore(self.keys.pending(), list(request_ids))
+        return [request_id for request_id, score in zip(request_ids, scores, strict=True) if score is None]
+
     async def decisions(self, request_ids: Sequence[str]) -> dict[str, Decision]:
         """The decisions of those of `request_ids` that have left pending, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:

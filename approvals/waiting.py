@@ -153,7 +153,8 @@ class DecisionWaiter:
             chunk = ids[start : start + RECHECK_CHUNK]
             for attempt in range(attempts):
                 try:
-                    decisions = await self._store.decisions(chunk)
+                    left = await self._store.not_pending(chunk)  # usually none: a cheap look first
+                    decisions = await self._store.decisions(left) if left else {}
                     break
                 except (RedisError, OSError) as error:
                     log.warning("approvals: re-check of waiting requests failed (%s); retrying", error)

@@ -221,6 +221,13 @@ class RunStore:
         counts = {state.value: size for state, size in zip(states, sizes, strict=True)}
         return counts | {WAITING: (await self.list_runs(WAITING, limit=1)).total}
 
+    async def cancelled_among(self, run_ids: list[str]) -> set[str]:
+        """Which of `run_ids` were cancelled: one command, however many a worker holds."""
+        if not run_ids:
+            return set()
+        scores = await self.redis.zmscore(self.keys.runs_in_state(RunStatus.CANCELLED), run_ids)
+        return {run_id for run_id, score in zip(run_ids, scores, strict=True) if score is not None}
+
     async def steps(self, run_id: str, start: int = 0) -> list[dict[str, Any]]:
         return [json.loads(s) for s in await self.redis.lrange(self.keys.run_steps(run_id), start, -1)]
 

@@ -163,9 +163,8 @@ class Worker:
 
     async def _check_cancelled(self) -> None:
         with contextlib.suppress(RedisError, OSError):
-            for run in await self.runs.get_many(list(self._running)):
-                if run.status is RunStatus.CANCELLED:
-                    self._stop_run(run.id, acknowledge=True)
+            for run_id in await self.runs.cancelled_among(list(self._running)):
+                self._stop_run(run_id, acknowledge=True)
 
     def _stop_run(self, run_id: str, *, acknowledge: bool) -> None:
         task = self._running.get(run_id)
