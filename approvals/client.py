@@ -91,6 +91,11 @@ class ApprovalClient:
             self._heartbeat.details = details
             self._heartbeat.beat_soon()
 
+    def beat_soon(self) -> None:
+        """What this process reports changed: send its heartbeat within a second, not at the next interval."""
+        if self._heartbeat is not None:
+            self._heartbeat.beat_soon()
+
     @property
     def store(self) -> ApprovalStore:
         """The store behind this client, for listing and deciding (the reviewer's side)."""

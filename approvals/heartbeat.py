@@ -25,6 +25,7 @@ log = logging.getLogger("approvals.heartbeat")
 
 INTERVAL = 5.0
 STALE_AFTER = 3 * INTERVAL
+MIN_GAP = 1.0  # seconds between beats at the most
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +76,9 @@ class Heartbeat:
                 await self.beat()
             except (RedisError, OSError) as error:
                 log.warning("approvals: heartbeat failed (%s)", error)
+            await asyncio.sleep(MIN_GAP)  # however often `beat_soon` is called
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), self.interval - MIN_GAP)
 
 
 async def live_processes(store: ApprovalStore, stale_after: float = STALE_AFTER) -> list[ProcessInfo]:

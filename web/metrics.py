@@ -36,8 +36,12 @@ async def metrics(request: web.Request) -> web.Response:
     store = client.store
     out = _Text()
     try:
-        queues, counts, stats, processes = await asyncio.gather(
-            store.queue_stats(), store.counts(), decision_stats(store), live_processes(store)
+        queues, counts, stats, processes, runs = await asyncio.gather(
+            store.queue_stats(),
+            store.counts(),
+            decision_stats(store),
+            live_processes(store),
+            request.app[appkeys.RUNS].counts(),
         )
     except (RedisError, OSError):
         out.metric("approvals_redis_up", "gauge", "Whether Redis answered this scrape.", [("", 0)])
@@ -68,6 +72,14 @@ async def metrics(request: web.Request) -> web.Response:
     out.metric("approvals_time_to_decision_seconds", "summary", "Request to decision, over the last hour.", quantiles)
     waiting = [(_labels(process=p.process_id, role=p.role), p.waiting) for p in processes]
     out.metric("approvals_waiting_coroutines", "gauge", "Coroutines waiting for a decision, per process.", waiting)
+    out.metric(
+        "approvals_runs",
+        "gauge",
+        "Agent runs per state ('waiting': running and waiting for a person; also counted as running).",
+        [(_labels(state=state), n) for state, n in runs.items()],
+    )
+    workers = [(_labels(worker=p.details["worker"]), p.details.get("runs", 0)) for p in processes if p.details]
+    out.metric("approvals_worker_runs", "gauge", "Runs each worker holds now.", workers)
     histogram = client.waiter.wake_latency
     buckets = [(_labels(le=le), n) for le, n in histogram.cumulative()]
     out.metric(

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .runstore import VIEWS
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -23,6 +25,8 @@ def _errors(*codes: int) -> dict[str, Any]:
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 _REQUEST = {"$ref": "#/components/schemas/ApprovalRequest"}
 _DECISION = {"$ref": "#/components/schemas/Decision"}
+_RUN = {"$ref": "#/components/schemas/Run"}
+_TASK = {"type": "object", "required": ["task"], "properties": {"task": {"type": "string", "maxLength": 20_000}}}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -89,6 +93,29 @@ DOCUMENT: dict[str, Any] = {
                     "reason": {"type": ["string", "null"]},
                     "args": {"type": "object", "description": "The arguments to run with (edited if edited)"},
                     "edited": {"type": "boolean"},
+                },
+            },
+            "Run": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "task": {"type": "string"},
+                    "profile": {"type": "string"},
+                    "status": {"enum": ["queued", "running", "finished", "failed", "cancelled"]},
+                    "state": {
+                        "enum": ["queued", "running", "waiting", "finished", "failed", "cancelled"],
+                        "description": "The status, with 'waiting' for a running run waiting for a person",
+                    },
+                    "waiting": {"type": "boolean"},
+                    "submitted_by": {"type": ["string", "null"]},
+                    "created_at": {"type": "number"},
+                    "started_at": {"type": ["number", "null"]},
+                    "finished_at": {"type": ["number", "null"]},
+                    "attempts": {"type": "integer", "description": "Times a worker started it (more after take-overs)"},
+                    "worker": {"type": ["string", "null"]},
+                    "result": {"description": "The final answer, once finished"},
+                    "error": {"type": ["string", "null"]},
+                    "cancelled_by": {"type": ["string", "null"]},
                 },
             },
             "DecisionInput": {
@@ -165,6 +192,56 @@ DOCUMENT: dict[str, Any] = {
         },
         "/api/v1/queues": {
             "get": {"summary": "Queue statistics", "responses": {"200": _response("Per queue figures"), **_errors(401)}}
+        },
+        "/run-agent": {
+            "post": {
+                "summary": "Run an agent on a task and answer with its result when it ends",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _TASK}}},
+                "responses": {"200": _response("The run's result", {"type": "object"}), **_errors(400, 401)},
+            }
+        },
+        "/api/v1/runs": {
+            "post": {
+                "summary": "Queue a run for the workers",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _TASK}}},
+                "responses": {"202": _response("Queued", _RUN), **_errors(400, 401)},
+            },
+            "get": {
+                "summary": "List runs, newest first",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "schema": {"enum": list(VIEWS)},
+                        "description": "active: queued or running; waiting: running and waiting for a person",
+                    },
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                ],
+                "responses": {"200": _response("A page of runs"), **_errors(400, 401)},
+            },
+        },
+        "/api/v1/runs/{id}": {
+            "get": {
+                "summary": "One run, with its steps and approval requests",
+                "parameters": [_ID],
+                "responses": {"200": _response("The run", _RUN), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/runs/{id}/events": {
+            "get": {
+                "summary": "The run's steps as server-sent events, until it ends",
+                "description": "Events: step (id 'attempt.index'), run, restart, end. Send Last-Event-ID to resume.",
+                "parameters": [_ID, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "text/event-stream"}, **_errors(400, 401, 404)},
+            }
+        },
+        "/api/v1/runs/{id}/cancel": {
+            "post": {
+                "summary": "Cancel a run and withdraw its pending approval requests",
+                "parameters": [_ID],
+                "responses": {"200": _response("Cancelled", _RUN), **_errors(401, 403, 404, 409)},
+            }
         },
         "/api/v1/audit": {
             "get": {

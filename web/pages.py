@@ -272,11 +272,15 @@ def _matches(approval: ApprovalRequest, filters: dict[str, str]) -> bool:
 async def ops_page(request: web.Request) -> web.Response:
     require_user(request)
     store = _store(request)
-    queues, stats, processes = await asyncio.gather(store.queue_stats(), decision_stats(store), live_processes(store))
+    queues, stats, processes, runs = await asyncio.gather(
+        store.queue_stats(), decision_stats(store), live_processes(store), request.app[appkeys.RUNS].counts()
+    )
     return render(
         request,
         "ops.html",
         {
+            "runs": runs,
+            "workers": [p for p in processes if "worker" in p.details],
             "queues": queues,
             "stats": {s.queue: s for s in stats},
             "processes": processes,

@@ -93,6 +93,8 @@ class Worker:
                         continue  # our own run, idle too long (a stalled loop): claimed again, still running
                     self._active[entry_id] = run_id
                     self._tasks.spawn(self._process(entry_id, run_id))
+                if entries:
+                    self.client.beat_soon()
         finally:
             await keeper.aclose()
 
@@ -189,6 +191,7 @@ class Worker:
         finally:
             self._running.pop(run_id, None)
             self._active.pop(entry_id, None)
+            self.client.beat_soon()
             acknowledge = self._stopped.pop(run_id, True)
         if acknowledge:
             with contextlib.suppress(RedisError, OSError, RunNotFound):  # else it is taken over and skipped

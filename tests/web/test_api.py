@@ -182,3 +182,17 @@ async def test_metrics_health_and_readiness(site: Site) -> None:
     assert "approvals_waiting_coroutines" in text
     assert (await site.client.get("/healthz")).status == 200
     assert (await (await site.client.get("/readyz")).json())["status"] == "ready"
+
+
+async def test_every_api_route_is_in_the_openapi_document(site: Site) -> None:
+    document = await (await site.client.get("/api/v1/openapi.json")).json()
+    documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    routes = {
+        (route.resource.canonical, route.method)
+        for route in site.client.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith(("/api/v1/", "/run-agent"))
+        and route.method not in ("HEAD", "OPTIONS")
+    }
+    routes.discard(("/api/v1/openapi.json", "GET"))
+    assert routes == documented

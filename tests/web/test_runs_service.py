@@ -269,3 +269,21 @@ async def test_a_run_page_of_another_process_follows_a_run_to_its_end(site: Site
     final_run = [e for e in events if e.event == "run"][-1]
     assert final_run.data["result"] == "done: compact the database"
     assert "done: compact the database" in final_run.data["html"]
+
+
+async def test_runs_and_workers_on_metrics_and_the_ops_page(site: Site) -> None:
+    run = await submit(site, "resize the volume")
+    await asked(site, run["id"])
+
+    async def metrics_show_it() -> bool:
+        text = await (await site.client.get("/metrics")).text()
+        return 'approvals_worker_runs{worker="in-process"} 1' in text
+
+    await eventually(metrics_show_it, timeout=5)
+    text = await (await site.client.get("/metrics")).text()
+    for state, count in (("queued", 0), ("running", 1), ("waiting", 1), ("finished", 0)):
+        assert f'approvals_runs{{state="{state}"}} {count}' in text
+    await site.login("vic")
+    ops = await (await site.client.get("/ops")).text()
+    assert "<code>in-process</code></td><td>1</td><td>16</td>" in ops
+    assert 'href="/runs?state=waiting"' in ops
