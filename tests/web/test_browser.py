@@ -6,6 +6,7 @@ The coroutine that asked resumes with the approval. A screenshot of the queue pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from playwright.async_api import Browser, async_playwright
 from approvals import ApprovalClient, Settings, Status
 from tests.redis_server import free_port
 from tests.web.conftest import PASSWORD
+from tests.web.test_runs_service import LEDGER_PROFILE
 from web import WebSettings, appkeys, create_app
 from web.users import Role
 
@@ -27,7 +29,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
-    app = create_app(WebSettings(approvals=settings))
+    async with serving(WebSettings(approvals=settings)) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: WebSettings) -> AsyncIterator[tuple[str, web.Application]]:
+    app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -85,3 +93,34 @@ async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
     await page.wait_for_selector("text=Request approved.")
     assert await page.locator("tr", has_text="deploy canary").count() == 0
     await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_page_follows_the_run_live(browser: Browser, settings: Settings) -> None:
+    web_settings = WebSettings(approvals=settings, agent_profile=LEDGER_PROFILE, in_process_worker=True)
+    async with serving(web_settings) as (url, app):
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"{url}/runs")
+        await page.fill("input[name=username]", "rita")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{url}/runs")
+        await page.fill("input[name=task]", "<i>ship</i> the release")
+        await page.click("form.start button[type=submit]")
+        await page.wait_for_url(f"{url}/runs/*")
+        await page.wait_for_selector("#live:not([hidden])")
+        await page.locator("#run-status .state.waiting").wait_for(timeout=10_000)  # live, no reload
+        assert await page.locator("#steps > li").count() == 1
+        assert await page.locator("h1 i").count() == 0  # the task is text, not markup
+        link = page.locator("#run-status a[href^='/requests/']")
+        request_id = (await link.get_attribute("href") or "").rsplit("/", 1)[1]
+
+        await app[appkeys.CLIENT].store.approve(request_id, by="root")
+        await page.locator("#run-status .state.finished").wait_for(timeout=10_000)
+        assert await page.locator("#steps > li").count() == 3
+        assert "done: <i>ship</i> the release" in await page.locator("#run-status pre").inner_text()
+        assert await page.locator("#run-status .status.approved").count() == 1
+        await page.wait_for_selector("#live", state="hidden")  # the stream ended with the run
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
+        await page.close()
