@@ -68,11 +68,14 @@ async def test_safety_sweep_finds_a_decision_whose_message_was_lost(
     request = await client.create("deploy")
     waiting = asyncio.create_task(client.wait(request.id))
     await until(lambda: client.waiting == 1)
-    # Write a decision behind the script's back, so no wake-up message is ever published.
-    await client.store.redis.hset(
-        client.store.keys.request(request.id),
-        mapping={"status": "approved", "decided_by": "alice", "decided_at": repr(time.time())},
-    )
+    # Write a decision as the decide script leaves it, but behind its back: no wake-up is published.
+    async with client.store.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(
+            client.store.keys.request(request.id),
+            mapping={"status": "approved", "decided_by": "alice", "decided_at": repr(time.time())},
+        )
+        pipe.zrem(client.store.keys.pending(), request.id)
+        await pipe.execute()
     decision = await asyncio.wait_for(waiting, 5)
     assert (decision.status, decision.decided_by) == (Status.APPROVED, "alice")
 

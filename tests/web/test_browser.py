@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from approvals import ApprovalClient, Settings, Status
 from tests.redis_server import free_port
@@ -59,17 +59,23 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
+async def signed_in(browser: Browser, url: str, height: int) -> Page:
+    """A page at `url`, after signing in as rita on the login page it leads to."""
+    page = await browser.new_page(viewport={"width": 1280, "height": height})
+    await page.goto(url)
+    await page.fill("input[name=username]", "rita")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(url)
+    return page
+
+
 @pytest.mark.timeout(120)
 async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
     server: tuple[str, web.Application], browser: Browser, settings: Settings
 ) -> None:
     url, _ = server
-    page = await browser.new_page(viewport={"width": 1280, "height": 720})
-    await page.goto(f"{url}/queue")
-    await page.fill("input[name=username]", "rita")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{url}/queue")
+    page = await signed_in(browser, f"{url}/queue", height=720)
     await page.wait_for_selector("#live:not([hidden])")  # the live connection is open
 
     async with ApprovalClient(settings, requested_by="deploy-bot") as agent:
@@ -99,12 +105,7 @@ async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
 async def test_a_run_page_follows_the_run_live(browser: Browser, settings: Settings) -> None:
     web_settings = WebSettings(approvals=settings, agent_profile=LEDGER_PROFILE, in_process_worker=True)
     async with serving(web_settings) as (url, app):
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        await page.goto(f"{url}/runs")
-        await page.fill("input[name=username]", "rita")
-        await page.fill("input[name=password]", PASSWORD)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{url}/runs")
+        page = await signed_in(browser, f"{url}/runs", height=900)
         await page.fill("input[name=task]", "<i>ship</i> the release")
         await page.click("form.start button[type=submit]")
         await page.wait_for_url(f"{url}/runs/*")
