@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from approvals import AlreadyDecided, ApprovalStore, Decision, RequestNotFound
 from approvals.errors import ApprovalError, InvalidRequest
@@ -98,9 +101,10 @@ class Run:
         )
 
 
-# KEYS: run, steps, queued set, running set, set of the new state
-# ARGV: run id, new status, now, channel, then hash field/value pairs to set
+# KEYS: run, steps, queued set, running set, set of the new state, the run's approval requests
+# ARGV: run id, new status, now, channel, retention seconds, then hash field/value pairs to set
 # Replies {'ok', attempts}, {'finished', status} when the run already finished, or {'missing'}.
+# A run that ends is kept for the retention time, like a decided approval request.
 TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
@@ -110,11 +114,14 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 if ARGV[2] == 'running' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3], unpack(ARGV, 5))
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3], unpack(ARGV, 6))
   redis.call('DEL', KEYS[2])
   attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 else
-  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], unpack(ARGV, 5))
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], unpack(ARGV, 6))
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  redis.call('EXPIRE', KEYS[6], ARGV[5])
 end
 redis.call('PUBLISH', ARGV[4], ARGV[1] .. '\\n' .. ARGV[2])
 return {'ok', tostring(attempts)}
@@ -138,6 +145,7 @@ class RunStore:
         self.approvals = store
         self.redis = store.redis
         self.keys = store.keys
+        self.retention = store.settings.retention
         self._transition = self.redis.register_script(TRANSITION)
         self._add_step = self.redis.register_script(ADD_STEP)
 
@@ -268,6 +276,35 @@ class RunStore:
         kind, _ = await self._change(run_id, status, fields)
         return kind == "ok"
 
+    async def trim(self) -> int:
+        """Drop runs that ended more than the retention time ago from the indexes (their keys expire by
+        TTL); returns how many."""
+        cutoff = repr(time.time() - self.retention)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELLED):
+                pipe.zrangebyscore(self.keys.runs_in_state(state), "-inf", cutoff)
+                pipe.zremrangebyscore(self.keys.runs_in_state(state), "-inf", cutoff)
+            replies = await pipe.execute()
+        gone = [run_id for ids in replies[::2] for run_id in ids]
+        if gone:
+            await self.redis.zrem(self.keys.runs, *gone)
+        await self._trim_queue()
+        return len(gone)
+
+    async def _trim_queue(self) -> None:
+        """Drop the queue's entries that every worker is done with: older than the oldest one still
+        held by a worker, and than the last one handed out."""
+        try:
+            groups = await self.redis.xinfo_groups(self.keys.run_queue)
+        except ResponseError:
+            return  # no queue yet
+        group = next((g for g in groups if g["name"] == GROUP), None)
+        if group is None:
+            return
+        pending = await self.redis.xpending(self.keys.run_queue, GROUP)
+        floor = pending["min"] if pending["pending"] else group["last-delivered-id"]
+        await self.redis.xtrim(self.keys.run_queue, minid=floor, approximate=False)
+
     # -- cancelling --------------------------------------------------------------------------------
 
     async def cancel(self, run_id: str, *, by: str) -> Run:
@@ -310,8 +347,9 @@ class RunStore:
             self.keys.runs_in_state(RunStatus.QUEUED),
             self.keys.runs_in_state(RunStatus.RUNNING),
             self.keys.runs_in_state(status),
+            self.keys.run_requests(run_id),
         ]
-        argv = [run_id, status.value, repr(time.time()), self.keys.runs_channel]
+        argv = [run_id, status.value, repr(time.time()), self.keys.runs_channel, math.ceil(self.retention)]
         reply = await self._transition(keys=keys, args=argv + [part for pair in fields.items() for part in pair])
         return reply[0], reply[1] if len(reply) > 1 else None
 

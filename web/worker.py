@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -27,6 +28,8 @@ from .runfeed import RunFeed
 from .runstore import GROUP, Run, RunNotFound, RunStatus, RunStore
 
 log = logging.getLogger("approvals.worker")
+
+TRIM_EVERY = 60.0  # seconds between drops of runs past retention from the indexes
 
 
 class RunStopped(BaseException):
@@ -145,9 +148,14 @@ class Worker:
 
     async def _keep_claims(self) -> None:
         """Every third of the timeout: re-claim what we hold (its idle time restarts, nobody takes it),
-        and look for cancellations whose notice we missed."""
+        and look for cancellations whose notice we missed; now and then, drop runs past retention."""
+        trimmed_at = 0.0
         while True:
             await asyncio.sleep(self.visibility_timeout / 3)
+            if time.monotonic() - trimmed_at > TRIM_EVERY:
+                trimmed_at = time.monotonic()
+                with contextlib.suppress(RedisError, OSError):
+                    await self.runs.trim()
             if self._active:
                 with contextlib.suppress(RedisError, OSError):
                     await self.runs.redis.xclaim(

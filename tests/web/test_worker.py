@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
-from approvals import ApprovalClient, ApprovalRequest, InvalidRequest, Status
-from tests.conftest import until
+from approvals import ApprovalClient, ApprovalRequest, InvalidRequest, Settings, Status
+from approvals.models import Page
+from tests.conftest import ClientFactory, until
 from web.profiles import demo_agent
-from web.runstore import RunStatus, RunStore
+from web.runstore import RunNotFound, RunStatus, RunStore
 from web.worker import Worker
 
 
@@ -172,3 +174,37 @@ async def test_run_state_changes_happen_once_and_in_order(runs: RunStore) -> Non
     assert [r.id for r in (await runs.list_runs("finished")).items] == [run.id]
     with pytest.raises(InvalidRequest, match="state"):
         await runs.list_runs("sleeping")
+
+
+async def test_ended_runs_are_kept_for_the_retention_time_and_the_queue_is_trimmed(
+    make_client: ClientFactory, settings: Settings
+) -> None:
+    client = await make_client(replace(settings, retention=1.0))
+    runs = RunStore(client.store)
+    worker = Worker(runs, client, demo_agent, name="w")
+    task = await start(worker)
+    submitted = [await runs.submit(f"job {n}", "demo") for n in range(3)]
+    for request in (await until_asked(client, 3)).items:
+        await client.store.approve(request.id, by="alice")
+    for run in submitted:
+        await finished(runs, run.id)
+    assert 0 < await client.store.redis.ttl(client.store.keys.run(submitted[0].id)) <= 1
+    assert 0 < await client.store.redis.ttl(client.store.keys.run_steps(submitted[0].id)) <= 1
+    await until(lambda: worker.active == 0)
+    assert await runs.trim() == 0  # not past retention yet, but every entry of the queue is done with
+    assert await client.store.redis.xlen(client.store.keys.run_queue) == 1
+    await asyncio.sleep(1.1)
+    assert await runs.trim() == 3
+    assert (await runs.list_runs("all")).total == 0 and (await runs.counts())["finished"] == 0
+    with pytest.raises(RunNotFound):
+        await runs.get(submitted[0].id)
+    await stop(worker, task)
+
+
+async def until_asked(client: ApprovalClient, count: int) -> Page[ApprovalRequest]:
+    for _ in range(500):
+        page = await client.store.list_pending()
+        if page.total == count:
+            return page
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} approvals were not asked")
