@@ -134,13 +134,14 @@ async def _demo_user(app: web.Application, password: str) -> None:
 
 
 async def _demo_agents(app: web.Application) -> AsyncIterator[None]:
-    from .demo import agent_loop
+    from .demo import agent_loop, run_submitter
 
     settings = app[appkeys.SETTINGS]
     tasks = BackgroundTasks()
     async with ApprovalClient(settings.approvals, requested_by="demo-agents", heartbeat="demo-agents") as client:
         for n in range(1, 5):
             tasks.spawn(agent_loop(client, f"agent-{n}"))
+        tasks.spawn(run_submitter(app[appkeys.RUNS], settings.agent_profile))  # the server's worker runs them
         yield
         await tasks.aclose()
 

@@ -22,6 +22,8 @@ from agent_runtime import CodeAgent, ScriptedModel, Tool, tool
 from approvals import ApprovalClient, Settings
 from approvals.tool import HumanApprovalTool, require_approval
 
+from .runstore import RunStore
+
 
 @tool
 async def send_email(to: str, subject: str, body: str) -> str:
@@ -114,6 +116,22 @@ async def agent_loop(client: ApprovalClient, name: str) -> None:
     while True:
         await ask_once(client, name, timeout=random.choice([120, 300, 900, 1800]))
         await asyncio.sleep(random.uniform(2, 8))
+
+
+RUN_TASKS = [
+    "Archive last quarter's invoices to cold storage",
+    "Rotate the staging database password",
+    "Send the monthly usage report to the finance team",
+    "Scale the checkout service to 6 replicas for the sale",
+    "Close the stale support tickets older than 90 days",
+]
+
+
+async def run_submitter(runs: RunStore, profile: str) -> None:
+    """For `approvals demo`: queue an agent run now and then, so the Runs page has something to follow."""
+    while True:
+        await runs.submit(random.choice(RUN_TASKS), profile, submitted_by="demo-agents")
+        await asyncio.sleep(random.uniform(15, 40))
 
 
 async def reviewer(client: ApprovalClient, until: float) -> None:

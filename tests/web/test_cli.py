@@ -105,6 +105,13 @@ async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
             async with session.post(f"http://127.0.0.1:{port}/login", data=form) as signed_in:
                 assert signed_in.status == 200
                 assert "Pending approvals" in await signed_in.text()
+            # Its first queued run is taken by the in-process worker and waits for a person.
+            while "No runs here." in (
+                page := await (await session.get(f"http://127.0.0.1:{port}/runs?state=waiting")).text()
+            ):
+                assert time.monotonic() < deadline + 10, "the demo's run never waited for approval"
+                await asyncio.sleep(0.2)
+            assert "demo-agents" in page
     finally:
         process.terminate()
         await process.wait()
