@@ -102,23 +102,26 @@ class Run:
 
 
 # KEYS: run, steps, queued set, running set, set of the new state, the run's approval requests
-# ARGV: run id, new status, now, channel, retention seconds, then hash field/value pairs to set
-# Replies {'ok', attempts}, {'finished', status} when the run already finished, or {'missing'}.
+# ARGV: run id, new status, now, channel, retention seconds, attempt that must be the current one
+#       (or ''), then hash field/value pairs to set
+# Replies {'ok', attempts}; {'finished', status} when the run already finished; {'superseded'} when
+# the attempt named is not the current one (another worker took the run over); or {'missing'}.
 # A run that ends is kept for the retention time, like a decided approval request.
 TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
 if redis.call('HEXISTS', KEYS[1], 'finished_at') == 1 then return {'finished', status} end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return {'superseded'} end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 if ARGV[2] == 'running' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3], unpack(ARGV, 6))
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3], unpack(ARGV, 7))
   redis.call('DEL', KEYS[2])
   attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 else
-  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], unpack(ARGV, 6))
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], unpack(ARGV, 7))
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
   redis.call('EXPIRE', KEYS[6], ARGV[5])
@@ -270,11 +273,15 @@ class RunStore:
             return "superseded"
         return status or "missing"
 
-    async def finish(self, run_id: str, status: RunStatus, *, result: Any = None, error: str | None = None) -> bool:
-        """Finish once: False if the run was already finished (by another worker, or cancelled)."""
+    async def finish(
+        self, run_id: str, status: RunStatus, *, attempt: int, result: Any = None, error: str | None = None
+    ) -> str:
+        """Finish `attempt` of the run, once: 'ok'; 'finished' if it already ended (cancelled, or
+        finished by a worker that died before acknowledging); 'superseded' if another worker runs
+        it now."""
         fields = {"result": json.dumps(result, default=str)} | ({"error": error} if error is not None else {})
-        kind, _ = await self._change(run_id, status, fields)
-        return kind == "ok"
+        kind, _ = await self._change(run_id, status, fields, attempt=attempt)
+        return kind
 
     async def trim(self) -> int:
         """Drop runs that ended more than the retention time ago from the indexes (their keys expire by
@@ -338,7 +345,9 @@ class RunStore:
                 cancelled.append(await self.approvals.cancel(request_id, by=by, reason=reason))
         return cancelled
 
-    async def _change(self, run_id: str, status: RunStatus, fields: dict[str, str]) -> tuple[str, str | None]:
+    async def _change(
+        self, run_id: str, status: RunStatus, fields: dict[str, str], *, attempt: int | None = None
+    ) -> tuple[str, str | None]:
         if not _well_formed(run_id):
             return "missing", None
         keys = [
@@ -350,6 +359,7 @@ class RunStore:
             self.keys.run_requests(run_id),
         ]
         argv = [run_id, status.value, repr(time.time()), self.keys.runs_channel, math.ceil(self.retention)]
+        argv.append("" if attempt is None else str(attempt))
         reply = await self._transition(keys=keys, args=argv + [part for pair in fields.items() for part in pair])
         return reply[0], reply[1] if len(reply) > 1 else None
 

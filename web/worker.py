@@ -30,6 +30,8 @@ from .runstore import GROUP, Run, RunNotFound, RunStatus, RunStore
 log = logging.getLogger("approvals.worker")
 
 TRIM_EVERY = 60.0  # seconds between drops of runs past retention from the indexes
+MAX_ATTEMPTS = 5  # a run that keeps failing in its workers is failed after this many starts
+FINISH_RETRIES = (0.05, 0.2, 1.0, 3.0, 8.0)  # seconds between tries to record a run's end
 
 
 class RunStopped(BaseException):
@@ -195,7 +197,10 @@ class Worker:
                 raise  # the worker stops: not acknowledged, so another worker takes it over
             task.uncancel()  # cancelled by someone, or taken over by another worker: done with it
         except Exception:
-            log.exception("approvals: run %s crashed its worker task", run_id)
+            # Redis away for long, or a bug: leave the run unacknowledged, to be taken over and run
+            # again after the visibility timeout (at most MAX_ATTEMPTS times), never stuck half-done.
+            log.exception("approvals: run %s failed in its worker; it will be taken over", run_id)
+            self._stopped.setdefault(run_id, False)
         finally:
             self._running.pop(run_id, None)
             self._active.pop(entry_id, None)
@@ -214,11 +219,13 @@ class Worker:
         attempt = await self.runs.started(run_id, self.name) if run.finished_at is None else None
         if attempt is None:
             return  # cancelled while queued, or finished by a worker that died before acknowledging
+        if attempt > MAX_ATTEMPTS:
+            await self._finish(run, attempt, RunStatus.FAILED, error=f"gave up after {MAX_ATTEMPTS} attempts")
+            return
         await self._run_agent(run, attempt)
 
     async def _run_agent(self, run: Run, attempt: int) -> None:
         run_id = run.id
-        agent = self.factory(self.client)
 
         def go_on_if(status: str) -> None:
             if status == "superseded":  # another worker took it over (we stalled): it is theirs now
@@ -234,20 +241,39 @@ class Worker:
         async def fence() -> None:  # after each decision, before the agent acts on it
             go_on_if(await self.runs.holder_status(run_id, attempt))
 
-        agent.add_step_callback(record, ActionStep)
-        agent.add_step_callback(record, PlanningStep)
         token = approval_fence.set(fence)
         try:
+            agent = self.factory(self.client)
+            agent.add_step_callback(record, ActionStep)
+            agent.add_step_callback(record, PlanningStep)
             result = await agent.arun(run.task, run_id=run_id)
         except RunStopped:
             return
         except Exception as error:
-            await self.runs.finish(run_id, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
+            await self._finish(run, attempt, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
         else:
-            await self.runs.finish(run_id, RunStatus.FINISHED, result=result)
+            await self._finish(run, attempt, RunStatus.FINISHED, result=result)
         finally:
             approval_fence.reset(token)
-        self.finished += 1
+
+    async def _finish(
+        self, run: Run, attempt: int, status: RunStatus, *, result: Any = None, error: str | None = None
+    ) -> None:
+        """Record the end of this attempt, retrying while Redis is away (the run is done: it must not
+        be lost for want of one write). Raises if Redis stays away, so the run is taken over."""
+        for backoff in (*FINISH_RETRIES, None):
+            try:
+                outcome = await self.runs.finish(run.id, status, attempt=attempt, result=result, error=error)
+                break
+            except (RedisError, OSError) as failure:
+                if backoff is None:
+                    raise
+                log.warning("approvals: cannot record the end of run %s (%s); retrying", run.id, failure)
+                await asyncio.sleep(backoff)
+        if outcome == "superseded":
+            self._stopped[run.id] = False  # another worker runs it now: its entry is theirs
+        elif outcome == "ok":
+            self.finished += 1
 
 
 def _step_json(step: Any) -> dict[str, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from approvals import ApprovalClient, ApprovalRequest, InvalidRequest, Settings, Status
 from approvals.models import Page
 from tests.conftest import ClientFactory, until
+from tests.web.profiles import echo_agent
 from web.profiles import demo_agent
 from web.runstore import RunNotFound, RunStatus, RunStore
 from web.worker import Worker
@@ -164,8 +166,9 @@ async def test_run_state_changes_happen_once_and_in_order(runs: RunStore) -> Non
     assert await runs.add_step(run.id, 1, {"step": 1}) == "superseded"
     assert await runs.add_step(run.id, 2, {"step": 1, "model_output": "x" * 50_000}) == "running"
     assert [len(s["model_output"]) for s in await runs.steps(run.id)] == [20_000]
-    assert await runs.finish(run.id, RunStatus.FINISHED, result={"ok": True}) is True
-    assert await runs.finish(run.id, RunStatus.FAILED, error="late") is False
+    assert await runs.finish(run.id, RunStatus.FAILED, attempt=1, error="stalled") == "superseded"
+    assert await runs.finish(run.id, RunStatus.FINISHED, attempt=2, result={"ok": True}) == "ok"
+    assert await runs.finish(run.id, RunStatus.FAILED, attempt=2, error="late") == "finished"
     assert await runs.add_step(run.id, 2, {"step": 2}) == "finished"
     assert await runs.started(run.id, "c") is None
     done = await runs.get(run.id)
@@ -208,3 +211,47 @@ async def until_asked(client: ApprovalClient, count: int) -> Page[ApprovalReques
             return page
         await asyncio.sleep(0.01)
     raise AssertionError(f"{count} approvals were not asked")
+
+
+async def test_a_run_whose_agent_cannot_be_built_fails_instead_of_hanging(
+    client: ApprovalClient, runs: RunStore
+) -> None:
+    def broken(_: ApprovalClient) -> Any:
+        raise RuntimeError("APPROVALS_MODEL is not set")
+
+    worker = Worker(runs, client, broken, name="w")
+    task = await start(worker)
+    run = await runs.submit("anything", "broken")
+    await finished(runs, run.id)
+    done = await runs.get(run.id)
+    assert (done.status, done.error) == (RunStatus.FAILED, "RuntimeError: APPROVALS_MODEL is not set")
+    await stop(worker, task)
+
+
+async def test_a_run_the_worker_cannot_finish_is_taken_over_not_lost(
+    client: ApprovalClient, runs: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis refusing the final write: the run is left to be taken over, never stuck 'running'."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from web import worker as worker_module
+
+    flaky = Worker(runs, client, echo_agent, visibility_timeout=0.5, name="flaky")
+    real_finish = runs.finish
+    calls = 0
+
+    async def failing_finish(*args: Any, **kwargs: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:  # every try of the first worker's attempt
+            raise RedisConnectionError("Redis went away")
+        return await real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "finish", failing_finish)
+    monkeypatch.setattr(worker_module, "FINISH_RETRIES", (0.01,) * 5)
+    task = await start(flaky)
+    run = await runs.submit("shout this", "echo")
+    await finished(runs, run.id)
+    done = await runs.get(run.id)
+    assert (done.status, done.result, done.attempts) == (RunStatus.FINISHED, "SHOUT THIS", 2)
+    await stop(flaky, task)
