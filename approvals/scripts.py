@@ -8,7 +8,8 @@ from __future__ import annotations
 
 # KEYS: request, pending (all), pending (queue), expiry, events, queues, counts, [idempotency], [run's requests]
 # ARGV: id, created_at, expires_at, events maxlen, queue, action, actor, args JSON, has idempotency key ('1'/'0'),
-#       run id (or ''), runs channel, then hash field/value pairs
+#       run id (or ''), runs channel, seconds to keep the run's index (request lifetime plus retention),
+#       then hash field/value pairs
 CREATE = """
 local next_key = 8
 if ARGV[9] == '1' then
@@ -19,10 +20,11 @@ if ARGV[9] == '1' then
 end
 if ARGV[10] ~= '' then
   redis.call('ZADD', KEYS[next_key], ARGV[2], ARGV[1])
+  if redis.call('TTL', KEYS[next_key]) < tonumber(ARGV[12]) then redis.call('EXPIRE', KEYS[next_key], ARGV[12]) end
   redis.call('PUBLISH', ARGV[11], ARGV[10] .. '\\napproval')
 end
 redis.call('HINCRBY', KEYS[7], ARGV[5] .. ':created', 1)
-redis.call('HSET', KEYS[1], unpack(ARGV, 12))
+redis.call('HSET', KEYS[1], unpack(ARGV, 13))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])

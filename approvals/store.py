@@ -90,6 +90,7 @@ class ApprovalStore:
         argv = [request_id, stored["created_at"], stored["expires_at"], self.settings.events_maxlen, queue_name]
         argv += [stored["action"], stored.get("requested_by", ""), stored["args"]]
         argv += [int(idempotency_key is not None), stored.get("run_id", ""), self.keys.runs_channel]
+        argv += [math.ceil(lifetime + self.settings.retention)]
         argv += [part for pair in stored.items() for part in pair]
         kind, existing_id = await self._create(keys=keys, args=argv)
         if kind == "existing":

@@ -47,7 +47,7 @@ def name(value: object, field: str) -> str:
         raise InvalidRequest(field, "must not contain control characters")
     if value != value.strip():
         raise InvalidRequest(field, "must not start or end with spaces")
-    _encodable(value, field)
+    encodable(value, field)
     return value
 
 
@@ -62,7 +62,7 @@ def action(value: object) -> str:
         raise InvalidRequest("action", f"must be at most {MAX_ACTION} characters; put details in args")
     if _CONTROL_RE.search(value):
         raise InvalidRequest("action", "must be a single line without control characters")
-    _encodable(value, "action")
+    encodable(value, "action")
     return value
 
 
@@ -75,7 +75,7 @@ def reason(value: object, field: str = "reason") -> str | None:
         raise InvalidRequest(field, f"must be at most {MAX_REASON} characters")
     if _CONTROL_BUT_WHITESPACE_RE.search(value):
         raise InvalidRequest(field, "must not contain control characters other than newlines and tabs")
-    _encodable(value, field)
+    encodable(value, field)
     return value
 
 
@@ -106,7 +106,7 @@ def _check_keys(value: object) -> None:
             _check_keys(item)
 
 
-def _encodable(value: str, field: str) -> None:
+def encodable(value: str, field: str) -> None:
     try:
         value.encode()
     except UnicodeEncodeError:

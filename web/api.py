@@ -77,6 +77,10 @@ async def create(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"Unknown field(s) {unknown}; allowed: {sorted(FIELDS)}")
     if "action" not in body:
         raise web.HTTPBadRequest(text="action is required: say what the agent wants to do")
+    run_id = body.get("run_id")
+    if isinstance(run_id, str) and await request.app[appkeys.RUNS].exists(run_id):
+        # Its requests are shown with the run's steps as their context: only its worker may ask for it.
+        raise web.HTTPBadRequest(text="run_id names a run of this platform; only the worker running it may ask for it")
     try:
         approval = await _store(request).create(
             body["action"],

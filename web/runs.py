@@ -24,11 +24,8 @@ from .inputs import read_form, read_json_object
 from .live import KEEPALIVE, sse_message
 from .pages import still_signed_in
 from .render import render
-from .runstore import ACTIVE, VIEWS, Run, RunFinished, RunNotFound
+from .runstore import ACTIVE, VIEWS, Run, RunFinished, RunNotFound, check_task
 from .users import Role, User
-
-MAX_TASK = 20_000
-
 
 # -- running one agent per request -----------------------------------------------------------------
 
@@ -42,11 +39,10 @@ async def run_agent(request: web.Request) -> web.Response:
     require_user(request)
     body = await read_json_object(request)
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    task = body.get("task")
-    if not isinstance(task, str) or not task.strip():
-        raise web.HTTPBadRequest(text='task is required: send {"task": "what the agent should do"}')
-    if len(task) > MAX_TASK:
-        raise web.HTTPBadRequest(text=f"task must be at most {MAX_TASK} characters")
+    try:
+        task = check_task(body.get("task"))
+    except InvalidRequest as error:
+        raise web.HTTPBadRequest(text=str(error)) from None
     agent = request.app[appkeys.AGENT_FACTORY](request.app[appkeys.RUNS_CLIENT])
     result = await agent.arun(task)
     return web.json_response({"result": _json_safe(result)})
@@ -287,7 +283,7 @@ def _resume_point(last_event_id: str | None) -> tuple[int | None, int]:
         return None, 0
     attempt, dot, index = last_event_id.partition(".")
     try:
-        if not dot:
+        if not dot or not 0 <= int(attempt) < 2**31 or not -1 <= int(index) < 2**31:
             raise ValueError
         return int(attempt), int(index) + 1
     except ValueError:

@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from approvals import AlreadyDecided, ApprovalStore, Decision, RequestNotFound
 from approvals.errors import ApprovalError, InvalidRequest
 from approvals.models import Page
+from approvals.validation import encodable
 
 GROUP = "workers"
 MAX_TASK = 20_000
@@ -155,10 +156,7 @@ class RunStore:
     # -- submitting and reading --------------------------------------------------------------------
 
     async def submit(self, task: object, profile: str, *, submitted_by: str | None = None) -> Run:
-        if not isinstance(task, str) or not task.strip():
-            raise InvalidRequest("task", 'is required: send {"task": "what the agent should do"}')
-        if len(task) > MAX_TASK:
-            raise InvalidRequest("task", f"must be at most {MAX_TASK} characters")
+        task = check_task(task)
         run = Run(uuid.uuid4().hex, task, profile, RunStatus.QUEUED, time.time(), submitted_by)
         fields = {
             "id": run.id,
@@ -362,6 +360,16 @@ class RunStore:
         argv.append("" if attempt is None else str(attempt))
         reply = await self._transition(keys=keys, args=argv + [part for pair in fields.items() for part in pair])
         return reply[0], reply[1] if len(reply) > 1 else None
+
+
+def check_task(task: object) -> str:
+    """A task as an agent can take it, or InvalidRequest saying what is wrong."""
+    if not isinstance(task, str) or not task.strip():
+        raise InvalidRequest("task", 'missing or empty; send {"task": "what the agent should do"}')
+    if len(task) > MAX_TASK:
+        raise InvalidRequest("task", f"must be at most {MAX_TASK} characters")
+    encodable(task, "task")
+    return task
 
 
 def _well_formed(run_id: str) -> bool:

@@ -227,6 +227,19 @@ async def test_decided_request_is_kept_for_retention_only(client: ApprovalClient
     assert 0 < await store.redis.ttl(store.keys.idempotency("retained")) <= client.settings.retention
 
 
+async def test_a_runs_index_of_requests_expires_too(any_client: ApprovalClient) -> None:
+    """Runs that no worker finishes (agents elsewhere, API clients naming a run) leave nothing behind."""
+    store = any_client.store
+    first = await store.create("x", run_id="run-1", timeout=60)
+    index = store.keys.run_requests("run-1")
+    assert await store.redis.zrange(index, 0, -1) == [first.id]
+    limit = 60 + any_client.settings.retention
+    assert limit - 5 < await store.redis.ttl(index) <= limit
+    await store.redis.expire(index, 10)
+    await store.create("y", run_id="run-1", timeout=60)  # a later request lengthens it again, never shortens
+    assert limit - 5 < await store.redis.ttl(index) <= limit
+
+
 async def test_counts_track_created_and_decided_per_queue(any_client: ApprovalClient) -> None:
     store = any_client.store
     first = await store.create("a", queue="email")

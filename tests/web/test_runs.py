@@ -32,8 +32,8 @@ async def test_run_agent_waits_for_approval_and_returns_the_result(site: Site) -
 
 async def test_bad_run_requests_are_400(site: Site) -> None:
     headers = site.bearer("bot")
-    for body, message in ((b"{oops", "valid JSON"), (b"{}", "task is required"), (b'{"task": "  "}', "task is required"),
-                          (b'{"task": 5}', "task is required"), (b"[]", "JSON object")):  # fmt: skip
+    for body, message in ((b"{oops", "valid JSON"), (b"{}", "task: missing or empty"), (b'{"task": "  "}', "task: missing or empty"),
+                          (b'{"task": 5}', "task: missing or empty"), (b"[]", "JSON object")):  # fmt: skip
         response = await site.client.post(
             "/run-agent", data=body, headers={**headers, "Content-Type": "application/json"}
         )

@@ -130,14 +130,18 @@ async def test_bad_run_api_input_is_a_clear_400_or_404(site: Site) -> None:
         response = await site.client.get(path, headers=headers)
         assert response.status == 404
         assert "no run" in (await response.json())["error"]["message"]
-    response = await site.client.post("/api/v1/runs", json={"task": ""}, headers=headers)
-    assert response.status == 400
+    for body in (b'{"task": ""}', b'{"task": "\\ud800"}'):  # empty; a lone surrogate
+        for path in ("/api/v1/runs", "/run-agent"):
+            response = await site.client.post(path, data=body, headers={**headers, "Content-Type": "application/json"})
+            assert response.status == 400, (path, body)
+            assert "task" in (await response.json())["error"]["message"]
     run = await submit(site, "x")
-    response = await site.client.get(
-        f"/api/v1/runs/{run['id']}/events", headers={**headers, "Last-Event-ID": "yesterday"}
-    )
-    assert response.status == 400
-    assert "Last-Event-ID" in (await response.json())["error"]["message"]
+    for last_id in ("yesterday", "1.-3", "1.99999999999999999999", "-1.0", "1"):
+        response = await site.client.get(
+            f"/api/v1/runs/{run['id']}/events", headers={**headers, "Last-Event-ID": last_id}
+        )
+        assert response.status == 400, last_id
+        assert "Last-Event-ID" in (await response.json())["error"]["message"]
 
 
 async def test_the_event_stream_gives_steps_as_they_happen_and_resumes(site: Site) -> None:
@@ -287,3 +291,13 @@ async def test_runs_and_workers_on_metrics_and_the_ops_page(site: Site) -> None:
     ops = await (await site.client.get("/ops")).text()
     assert "<code>in-process</code></td><td>1</td><td>16</td>" in ops
     assert 'href="/runs?state=waiting"' in ops
+
+
+async def test_nobody_else_can_ask_in_the_name_of_a_run(site: Site) -> None:
+    run = await submit(site, "pay the supplier")
+    body = {"action": "wire all the money", "run_id": run["id"], "context": {"step": 9}}
+    response = await site.client.post("/api/v1/approvals", json=body, headers=site.bearer("root"))
+    assert response.status == 400
+    assert "only the worker running it" in (await response.json())["error"]["message"]
+    other = {"action": "fine", "run_id": "my-own-agent-run-7"}  # runs of agents elsewhere are the caller's own
+    assert (await site.client.post("/api/v1/approvals", json=other, headers=site.bearer("root"))).status == 201
