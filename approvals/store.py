@@ -236,6 +236,16 @@ class ApprovalStore:
                 raise result
         return expired
 
+    async def record_outcome(self, request_id: str, outcome: Any) -> bool:
+        """Note what the approved action returned, once: False if an outcome was noted already."""
+        text = json.dumps(outcome, default=str)
+        return bool(await self.redis.hsetnx(self.keys.request(check.request_id(request_id)), "outcome", text))
+
+    async def outcome(self, request_id: str) -> tuple[bool, Any]:
+        """(True, what the approved action returned) if it ran already, else (False, None)."""
+        text = await self.redis.hget(self.keys.request(check.request_id(request_id)), "outcome")
+        return (False, None) if text is None else (True, json.loads(text))
+
     async def counts(self) -> dict[tuple[str, str], int]:
         """Requests created and decided so far, by (queue, event): for counters in /metrics."""
         counts = {}

@@ -76,8 +76,11 @@ class _Asks:
         self.queue = queue
         self.timeout = timeout
 
+    async def client(self) -> ApprovalClient:
+        return self._client or await default_client()
+
     async def ask(self, action: str, args: dict[str, Any]) -> Decision:
-        client = self._client or await default_client()
+        client = await self.client()
         identity, context = request_context()
         decision = await client.request_approval(
             action, args, queue=self.queue, timeout=self.timeout, context=context, **identity
@@ -131,7 +134,14 @@ class _ApprovalRequired(Tool):
             # A plain observation, not an error: an error would make the model retry the same call.
             status = decision.status.value
             return f"The reviewer did not approve this {self.name} call ({status}): {decision.reason}"
-        return await self.wrapped.acall(**decision.args)
+        # One approval, one call: a run re-run after its worker died gets the noted result back.
+        store = (await self._asks.client()).store
+        ran, outcome = await store.outcome(decision.request_id)
+        if ran:
+            return outcome
+        result = await self.wrapped.acall(**decision.args)
+        await store.record_outcome(decision.request_id, result)
+        return result
 
 
 def require_approval(
@@ -139,8 +149,10 @@ def require_approval(
 ) -> Tool:
     """`tool`, changed so that each call becomes an approval request carrying its exact arguments.
 
-    On approval the tool runs with the approved arguments (the reviewer's edits, if any); on
-    rejection or expiry the model gets a plain observation with the reason.
+    On approval the tool runs with the approved arguments (the reviewer's edits, if any) and its
+    result is noted with the request, so a re-run of the same run (same idempotency key) gets that
+    result back instead of running the tool again. On rejection or expiry the model gets a plain
+    observation with the reason.
     """
     attributes = {
         "name": tool.name,

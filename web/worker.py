@@ -111,8 +111,8 @@ class Worker:
         """After `stop()`: wait up to `grace` for running runs; hand the rest back at once.
 
         Handed back means stopped without acknowledging and marked idle past the visibility timeout,
-        so another worker takes them over on its next read, not a timeout later. Re-running them is
-        safe: their approval requests are found again by idempotency key.
+        so another worker takes them over on its next read, not a timeout later. A re-run does not
+        ask its approvals again (idempotency keys), nor repeat approved `require_approval` calls.
         """
         await self._tasks.wait(grace)
         left = list(self._active)

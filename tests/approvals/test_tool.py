@@ -114,6 +114,31 @@ async def test_require_approval_runs_the_tool_with_the_approved_arguments(client
     assert DELETED == ["/tmp/a/cache"]  # the rejected call never ran; the approved one ran as edited
 
 
+async def test_an_approved_call_runs_once_even_when_its_run_is_run_again(client: ApprovalClient) -> None:
+    """The worker died after the approved call ran: the re-run gets the noted result, the tool does not run."""
+    DELETED.clear()
+    script = [
+        tool_call_message(("delete_file", {"path": "/tmp/once"})),
+        tool_call_message(("final_answer", {"answer": "ok"})),
+    ]
+
+    def agent() -> ToolCallingAgent:
+        return ToolCallingAgent(
+            [require_approval(delete_file, client=client, queue="ops")], ScriptedModel(list(script))
+        )
+
+    first = agent()
+    run = asyncio.create_task(first.arun("tidy up", run_id="run-once"))
+    request = await pending_request(client)
+    await client.store.approve(request.id, by="alice")
+    await asyncio.wait_for(run, 5)
+    again = agent()
+    await asyncio.wait_for(again.arun("tidy up", run_id="run-once"), 5)
+    assert DELETED == ["/tmp/once"]
+    assert again.memory.action_steps[0].observations == first.memory.action_steps[0].observations == "deleted /tmp/once"
+    assert await client.store.outcome(request.id) == (True, "deleted /tmp/once")
+
+
 async def test_rejection_is_a_plain_observation_for_the_model(client: ApprovalClient) -> None:
     guarded = require_approval(delete_file, client=client, queue="ops")
     model = ScriptedModel(
