@@ -185,7 +185,7 @@ async def run_page(request: web.Request) -> web.Response:
     run = await _load(request)
     steps = await request.app[appkeys.RUNS].steps(run.id)
     return render(request, "run.html", _run_context(request, user, run, await _approvals_of(request, run)) | {
-        "steps": steps, "notice": request.query.get("done"),
+        "steps": steps, "notice": "cancelled" if request.query.get("done") == "cancelled" else None,
     })  # fmt: skip
 
 
@@ -221,6 +221,8 @@ async def _stream(request: web.Request, run: Run, *, html: bool) -> web.StreamRe
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     follower = _Follower(request, response, html, attempt, sent)
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     with request.app[appkeys.RUN_FEED].watch(run.id) as changed:
         try:
             await response.write(b": connected\n\n")
@@ -231,9 +233,11 @@ async def _stream(request: web.Request, run: Run, *, html: bool) -> web.StreamRe
                 try:
                     await asyncio.wait_for(changed.wait(), KEEPALIVE)
                 except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                if loop.time() - checked >= KEEPALIVE:  # however busy the run: sign-outs end streams
+                    checked = loop.time()
                     if not await still_signed_in(request):
                         break
-                    await response.write(b": keep-alive\n\n")
         except ConnectionResetError:
             pass  # the client went away
     return response

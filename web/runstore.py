@@ -212,12 +212,13 @@ class RunStore:
             if view == "all"
             else [self.keys.runs_in_state(s) for s in (("running", "queued") if view == ACTIVE else (view,))]
         )
+        start = offset if len(keys) == 1 else 0  # two sets (active: running, then queued) are read from the top
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.zcard(key)
-                pipe.zrange(key, 0, offset + limit - 1, desc=True)
+                pipe.zrange(key, start, offset + limit - 1, desc=True)
             replies = await pipe.execute()
-        ids = [run_id for part in replies[1::2] for run_id in part][offset : offset + limit]
+        ids = [run_id for part in replies[1::2] for run_id in part][offset - start : offset - start + limit]
         return Page(await self.get_many(ids), sum(replies[::2]), offset, limit)
 
     async def counts(self) -> dict[str, int]:

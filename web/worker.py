@@ -64,6 +64,7 @@ class Worker:
         self._stopped: dict[str, bool] = {}  # run id -> acknowledge? (cancelled: yes; taken over: no)
         self._tasks = BackgroundTasks()
         self._stopping = asyncio.Event()
+        self._claim_cursor = "0-0"
         self.finished = 0  # runs this worker finished, for its heartbeat and tests
         if feed is not None:
             feed.listen(self._on_run_changed)
@@ -141,8 +142,10 @@ class Worker:
     async def _reclaim(self, count: int) -> list[tuple[str, str]]:
         """Runs whose worker stopped keeping its claim for longer than the visibility timeout."""
         reply = await self.runs.redis.xautoclaim(
-            self.runs.keys.run_queue, GROUP, self.name, int(self.visibility_timeout * 1000), start_id="0-0", count=count
-        )
+            self.runs.keys.run_queue, GROUP, self.name, int(self.visibility_timeout * 1000),
+            start_id=self._claim_cursor, count=count,
+        )  # fmt: skip
+        self._claim_cursor = reply[0]  # scans go on where they stopped: no held run hides a dead one's
         entries = [(entry_id, fields["run"]) for entry_id, fields in reply[1] if fields]
         for _, run_id in entries:
             log.info("approvals: worker %s took over run %s", self.name, run_id)

@@ -301,3 +301,18 @@ async def test_nobody_else_can_ask_in_the_name_of_a_run(site: Site) -> None:
     assert "only the worker running it" in (await response.json())["error"]["message"]
     other = {"action": "fine", "run_id": "my-own-agent-run-7"}  # runs of agents elsewhere are the caller's own
     assert (await site.client.post("/api/v1/approvals", json=other, headers=site.bearer("root"))).status == 201
+
+
+async def test_signing_out_ends_a_run_stream(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from web import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "KEEPALIVE", 0.2)
+    run = await submit(site, "watch me")
+    await asked(site, run["id"])
+    csrf = await site.login("vic")
+    stream = await site.client.get(f"/runs/{run['id']}/events")
+    await events_until(stream, "run")
+    await site.client.post("/logout", data={"csrf_token": csrf})
+    async with asyncio.timeout(5):
+        rest = await stream.content.read()  # the server ends the stream
+    assert b"event: step" not in rest

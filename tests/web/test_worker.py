@@ -255,3 +255,19 @@ async def test_a_run_the_worker_cannot_finish_is_taken_over_not_lost(
     done = await runs.get(run.id)
     assert (done.status, done.result, done.attempts) == (RunStatus.FINISHED, "SHOUT THIS", 2)
     await stop(flaky, task)
+
+
+async def test_run_listings_page_through_every_view(runs: RunStore) -> None:
+    submitted = [await runs.submit(f"job {n}", "demo") for n in range(7)]
+    for run in submitted[:3]:
+        await runs.started(run.id, "w")
+    newest_first = [r.id for r in submitted[::-1]]
+    running, queued = newest_first[4:], newest_first[:4]
+    views = (("all", newest_first), ("queued", queued), ("running", running), ("active", [*running, *queued]))
+    for view, expected in views:
+        seen = []
+        for offset in range(0, 10, 3):
+            page = await runs.list_runs(view, offset=offset, limit=3)
+            assert page.total == len(expected)
+            seen += [r.id for r in page.items]
+        assert seen == expected, view

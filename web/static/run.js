@@ -20,7 +20,11 @@
   });
   source.addEventListener("step", function (message) {
     var data = JSON.parse(message.data);
-    if (String(data.attempt) === attempt && data.index < count) return;  // already on the page
+    if (String(data.attempt) !== attempt) {  // taken over since the page was drawn: start afresh
+      steps.innerHTML = "";
+      count = 0;
+    }
+    if (data.index < count) return;  // already on the page
     attempt = String(data.attempt);
     count = data.index + 1;
     var holder = document.createElement("ol");
