@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -361,9 +360,7 @@ class ToolCallingAgent(MultiStepAgent):
             raise AgentParsingError("The model called no tool. Call a tool, or call final_answer with your answer.")
         calls = [ToolCall(c.function.name, c.function.parsed_arguments(), c.id) for c in requested]
         step.tool_calls = calls
-        results = await self._in_context(
-            run, step, lambda: asyncio.gather(*map(self._execute, calls, itertools.count()))
-        )
+        results = await self._in_context(run, step, lambda: self._execute_all(calls))
         labelled = len(results) > 1
         step.observations = "\n".join(
             f"[{call.name}] {result}" if labelled else str(result)
@@ -372,6 +369,17 @@ class ToolCallingAgent(MultiStepAgent):
         finals = [value for (is_final, value) in results if is_final]
         if finals:
             step.action_output, step.is_final_answer = finals[0], True
+
+    async def _execute_all(self, calls: list[ToolCall]) -> list[tuple[bool, Any]]:
+        """The step's calls, concurrently. Errors become observations; what is not an error (the run
+        being cancelled or stopped) ends the step, and the other calls with it."""
+        tasks = [asyncio.ensure_future(self._execute(call, index)) for index, call in enumerate(calls)]
+        try:
+            return await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
 
     async def _execute(self, call: ToolCall, index: int) -> tuple[bool, Any]:
         """(is this the final answer, result or error text): one failing call does not sink the others."""

@@ -97,6 +97,34 @@ async def test_tool_calling_agent_runs_one_steps_calls_concurrently() -> None:
     assert model.requests[0]["tools"][0]["function"]["name"] == "lookup"
 
 
+async def test_a_call_that_stops_the_run_stops_the_steps_other_calls() -> None:
+    """Not an error but a stop (like a worker's RunStopped): the sibling calls must not go on acting."""
+
+    class Stop(BaseException):
+        pass
+
+    acted: list[str] = []
+
+    @tool
+    async def stop_now() -> str:
+        """Stops the run."""
+        await asyncio.sleep(0.01)
+        raise Stop
+
+    @tool
+    async def act_later() -> str:
+        """Acts after a while."""
+        await asyncio.sleep(0.2)
+        acted.append("acted")
+        return "done"
+
+    model = ScriptedModel([tool_call_message(("stop_now", {}), ("act_later", {}))])
+    with pytest.raises(Stop):
+        await ToolCallingAgent([stop_now, act_later], model).arun("go")
+    await asyncio.sleep(0.3)
+    assert acted == []
+
+
 async def test_tool_calling_agent_reports_bad_calls_without_sinking_good_ones() -> None:
     model = ScriptedModel(
         [
