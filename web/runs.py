@@ -257,12 +257,13 @@ class _Follower:
     async def catch_up(self, run_id: str) -> bool:
         """Send what changed since the last call; True once the run has ended (and that was sent)."""
         runs = self.request.app[appkeys.RUNS]
-        run = await runs.get(run_id)
-        if run.attempts != self.attempt:
+        run, steps = await runs.snapshot(run_id, self.sent)
+        if run.attempts != self.attempt:  # the first read, or a take-over: every step of this attempt
+            run, steps = await runs.snapshot(run_id, 0)
             if self.attempt is not None and run.attempts:
                 await self._send(f"{run.attempts}.-1", "restart", {"attempt": run.attempts})
             self.attempt, self.sent = run.attempts, 0
-        for index, step in enumerate(await runs.steps(run.id, self.sent), start=self.sent):
+        for index, step in enumerate(steps, start=self.sent):
             data = {"attempt": self.attempt, "index": index, "step": step}
             if self.html:
                 data["html"] = _render(self.request, "_step.html", {"s": step})

@@ -238,6 +238,20 @@ class RunStore:
         scores = await self.redis.zmscore(self.keys.runs_in_state(RunStatus.CANCELLED), run_ids)
         return {run_id for run_id, score in zip(run_ids, scores, strict=True) if score is not None}
 
+    async def snapshot(self, run_id: str, start: int = 0) -> tuple[Run, list[dict[str, Any]]]:
+        """The run and its steps from `start`, read together (MULTI), so the steps are the attempt's."""
+        if not _well_formed(run_id):
+            raise RunNotFound(run_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.keys.run(run_id))
+            pipe.lrange(self.keys.run_steps(run_id), start, -1)
+            pipe.zintercard(2, [self.keys.pending(), self.keys.run_requests(run_id)], limit=1)
+            fields, steps, waiting = await pipe.execute()
+        if not fields:
+            raise RunNotFound(run_id)
+        run = Run.from_hash(fields)
+        return replace(run, waiting=run.status is RunStatus.RUNNING and bool(waiting)), [json.loads(s) for s in steps]
+
     async def steps(self, run_id: str, start: int = 0) -> list[dict[str, Any]]:
         return [json.loads(s) for s in await self.redis.lrange(self.keys.run_steps(run_id), start, -1)]
 

@@ -16,6 +16,7 @@ from tests.conftest import eventually, until
 from tests.web.conftest import Site, SiteFactory, csrf_of
 from tests.web.profiles import LEDGER
 from web import appkeys
+from web.runstore import RunStatus
 
 LEDGER_PROFILE = "tests.web.profiles:ledger_agent"
 
@@ -316,3 +317,21 @@ async def test_signing_out_ends_a_run_stream(site: Site, monkeypatch: pytest.Mon
     async with asyncio.timeout(5):
         rest = await stream.content.read()  # the server ends the stream
     assert b"event: step" not in rest
+
+
+async def test_a_take_over_restarts_the_steps_on_the_stream(make_site: SiteFactory) -> None:
+    site = await make_site(agent_profile=LEDGER_PROFILE, in_process_worker=False)
+    runs = site.client.app[appkeys.RUNS]
+    run = await submit(site, "by hand")
+    first = await runs.started(run["id"], "dies")
+    await runs.add_step(run["id"], first, {"type": "action", "step": 1, "model_output": "first try"})
+    stream = await site.client.get(f"/api/v1/runs/{run['id']}/events", headers=site.bearer("vic"))
+    seen = await events_until(stream, "run")
+    assert [(e.id, e.data["step"]["model_output"]) for e in seen if e.event == "step"] == [("1.0", "first try")]
+
+    second = await runs.started(run["id"], "takes-over")  # its steps start afresh
+    await runs.add_step(run["id"], second, {"type": "action", "step": 1, "model_output": "second try"})
+    await runs.finish(run["id"], RunStatus.FINISHED, attempt=second, result="ok")
+    rest = await events_until(stream, "end")
+    assert [(e.event, e.id) for e in rest if e.event in ("restart", "step")] == [("restart", "2.-1"), ("step", "2.0")]
+    assert [e.data["step"]["model_output"] for e in rest if e.event == "step"] == ["second try"]
