@@ -23,8 +23,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +40,8 @@ from tests.redis_server import free_port
 from web.runstore import Run, RunStatus, RunStore
 from web.users import Role, UserStore
 
+J = TypeVar("J")
+R = TypeVar("R")
 TARGET_P99_MS = 50.0
 CONNECTIONS = 32
 
@@ -70,12 +74,13 @@ async def until_ready(base: str) -> None:
     raise RuntimeError("the server did not start")
 
 
-async def in_parallel(jobs: list[object], work: object, limit: int = CONNECTIONS) -> list[object]:
+async def in_parallel(jobs: Sequence[J], work: Callable[[J], Awaitable[R]], limit: int = CONNECTIONS) -> list[R]:
+    """`work` on every job, at most `limit` at once (the load script's connections)."""
     semaphore = asyncio.Semaphore(limit)
 
-    async def one(job: object) -> object:
+    async def one(job: J) -> R:
         async with semaphore:
-            return await work(job)  # type: ignore[operator]
+            return await work(job)
 
     return await asyncio.gather(*(one(job) for job in jobs))
 
@@ -97,19 +102,19 @@ async def load(base: str, token: str, client: ApprovalClient, count: int, rate: 
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(base, headers=headers, connector=aiohttp.TCPConnector(limit=CONNECTIONS)) as http:
 
-        async def submit(n: object) -> object:
+        async def submit(n: int) -> str:
             async with http.post("/api/v1/runs", json={"task": f"bench task {n}"}) as response:
                 assert response.status == 202, await response.text()
-                return (await response.json())["id"]
+                run_id: str = (await response.json())["id"]
+                return run_id
 
-        async def decide(request_id: object) -> object:
+        async def decide(request_id: str) -> None:
             async with http.post(f"/api/v1/approvals/{request_id}/decision", json={"outcome": "approve"}) as response:
                 assert response.status == 200, await response.text()
-                return None
 
         print(f"submitting {count:,} runs ...", flush=True)
         started = time.time()
-        run_ids = [str(run_id) for run_id in await in_parallel(list(range(count)), submit)]
+        run_ids = await in_parallel(range(count), submit)
         submitted = time.time()
         pending = client.store.keys.pending()
         while await client.store.redis.zcard(pending) < count:
@@ -126,7 +131,7 @@ async def load(base: str, token: str, client: ApprovalClient, count: int, rate: 
                 posts.append(asyncio.create_task(decide(request_id)))
             await asyncio.gather(*posts)
         else:
-            await in_parallel(list(request_ids), decide)
+            await in_parallel(request_ids, decide)
     runs = RunStore(client.store)
     while (await runs.counts())["finished"] < count:
         await asyncio.sleep(0.05)
@@ -135,7 +140,7 @@ async def load(base: str, token: str, client: ApprovalClient, count: int, rate: 
 
 
 def report(m: Measured, count: int, rate: float, slowest: int) -> None:
-    decided_at = {r.run_id: r.decided_at for r in m.decided}
+    decided_at = {r.run_id: r.decided_at or 0.0 for r in m.decided if r.run_id}
     latency = {run.id: (run.finished_at or 0.0) - decided_at[run.id] for run in m.runs if run.id in decided_at}
     values = list(latency.values())
     finished = sum(run.status is RunStatus.FINISHED for run in m.runs)

@@ -45,10 +45,6 @@ class RunFeed:
                 event.set()  # let readers see the end
         await self._redis.aclose()
 
-    @property
-    def watchers(self) -> int:
-        return sum(len(events) for events in self._watchers.values())
-
     @contextlib.contextmanager
     def watch(self, run_id: str | None = None) -> Iterator[asyncio.Event]:
         """An event set whenever run `run_id` (or, with None, any run) may have changed; clear it, then read."""

@@ -38,6 +38,7 @@ class Processes:
     def __init__(self, settings: Settings) -> None:
         self.env = {**os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix}
         self.started: list[asyncio.subprocess.Process] = []
+        self.drains: list[asyncio.Task[bytes]] = []
 
     async def start(self, *args: str, ready: str) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
@@ -49,7 +50,7 @@ class Processes:
         async with asyncio.timeout(30):
             while ready not in (line := (await process.stdout.readline()).decode()):
                 assert line, f"{args[0]} exited before it was ready"
-        asyncio.create_task(process.stdout.read())  # keep the pipe drained  # noqa: RUF006
+        self.drains.append(asyncio.create_task(process.stdout.read()))  # keep the pipe drained
         return process
 
     async def stop_all(self) -> None:
@@ -57,6 +58,7 @@ class Processes:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+        await asyncio.gather(*self.drains)
 
 
 @pytest.fixture
