@@ -11,7 +11,7 @@ import gc
 import json
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -73,23 +73,6 @@ async def get_weather(city: str, unit: str | None = None) -> str:
 # -- fixtures --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[OpenAIServer]:
-    server = OpenAIServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def server(openai_server: OpenAIServer) -> Iterator[OpenAIServer]:
-    """The module's server with an empty script; every scripted reply must have been used by the end."""
-    openai_server.reset()
-    yield openai_server
-    assert openai_server.pending == 0, "the test left scripted replies unused"
-    openai_server.reset()
-
-
 def make_model(kind: str, server: OpenAIServer, **kwargs: Any) -> Model:
     if kind == "litellm":
         return LiteLLMModel("openai/test-model", api_base=f"{server.url}/v1", api_key="test", **kwargs)
@@ -109,18 +92,6 @@ def close_litellm_clients_sync() -> None:
     """The same from sync code, on a loop of its own in a thread (the clients' own loops are gone by now)."""
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, close_litellm_clients()).result()
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def model(kind: str, server: OpenAIServer) -> AsyncIterator[Model]:
-    model = make_model(kind, server)
-    yield model
-    await model.aclose()
 
 
 @pytest.fixture

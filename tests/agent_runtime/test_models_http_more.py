@@ -6,10 +6,6 @@ SDK's AsyncAzureOpenAI (on the server's Azure route) and huggingface_hub's Async
 server's URL as its model) make the requests, and the server records what it received.
 """
 
-# The fixtures `openai_server` and `server` come from test_models_http; the tests take them as parameters of the
-# same names, which ruff reads as redefining the imports.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +36,6 @@ from tests.agent_runtime.test_models_http import (
     MESSAGES,
     close_litellm_clients_sync,
     get_weather,
-    openai_server,  # noqa: F401  (the module's server)
-    server,  # noqa: F401  (that server with an empty script, checked to be used up by each test)
 )
 
 DEPLOYMENT = "my-deployment"
@@ -83,21 +77,9 @@ def make_model(kind: str, server: OpenAIServer, **kwargs: Any) -> Model:
     return InferenceClientModel(f"{server.url}/v1", token="test", **kwargs)
 
 
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture(params=STREAMING_KINDS)
 def streaming_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-async def model(kind: str, server: OpenAIServer) -> AsyncIterator[Model]:
-    model = make_model(kind, server)
-    yield model
-    await model.aclose()
 
 
 @pytest.fixture
