@@ -259,7 +259,8 @@ class _Follower:
         runs = self.request.app[appkeys.RUNS]
         run, steps = await runs.snapshot(run_id, self.sent)
         if run.attempts != self.attempt:  # the first read, or a take-over: every step of this attempt
-            run, steps = await runs.snapshot(run_id, 0)
+            if self.sent:  # what was read started past this attempt's first step
+                run, steps = await runs.snapshot(run_id, 0)
             if self.attempt is not None and run.attempts:
                 await self._send(f"{run.attempts}.-1", "restart", {"attempt": run.attempts})
             self.attempt, self.sent = run.attempts, 0
