@@ -1,12 +1,14 @@
 """An async-first agent runtime with the smolagents API: tools, models, CodeAgent, ToolCallingAgent."""
 
-from .agents import CodeAgent, MultiStepAgent, ToolCallingAgent
+from .agents import CodeAgent, MultiStepAgent, RunResult, ToolCallingAgent
+from .budget import waiting_for_person
 from .context import RunContext, get_run_context
 from .errors import (
     AgentError,
     AgentGenerationError,
     AgentMaxStepsError,
     AgentParsingError,
+    AgentRunTimeout,
     AgentToolCallError,
     AgentToolExecutionError,
     InterpreterError,
@@ -34,6 +36,7 @@ __all__ = [
     "AgentMaxStepsError",
     "AgentMemory",
     "AgentParsingError",
+    "AgentRunTimeout",
     "AgentToolCallError",
     "AgentToolExecutionError",
     "AzureOpenAIServerModel",
@@ -52,6 +55,7 @@ __all__ = [
     "OpenAIServerModel",
     "PlanningStep",
     "RunContext",
+    "RunResult",
     "ScriptedModel",
     "SystemPromptStep",
     "TaskStep",
@@ -61,4 +65,5 @@ __all__ = [
     "ToolDefinitionError",
     "get_run_context",
     "tool",
+    "waiting_for_person",
 ]

@@ -17,15 +17,35 @@ from typing import Any, Literal, TypeVar, overload
 from . import prompts
 from .concurrency import iterate_async_sync, run_coroutine_sync
 from .context import RunContext, current_run, current_tool_call
-from .errors import AgentError, AgentGenerationError, AgentParsingError, AgentToolCallError, AgentToolExecutionError
+from .errors import (
+    AgentError,
+    AgentGenerationError,
+    AgentMaxStepsError,
+    AgentParsingError,
+    AgentRunTimeout,
+    AgentToolCallError,
+    AgentToolExecutionError,
+)
 from .executor import BASE_BUILTIN_MODULES, LocalPythonExecutor, parse_code_blobs
-from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep, ToolCall
-from .models import ChatMessage, ChatMessageStreamDelta, Model, agglomerate_stream_deltas
+from .memory import (
+    ActionStep,
+    AgentMemory,
+    FinalAnswerStep,
+    PlanningStep,
+    SystemPromptStep,
+    TaskStep,
+    Timing,
+    ToolCall,
+)
+from .models import ChatMessage, ChatMessageStreamDelta, Model, TokenUsage, agglomerate_stream_deltas
 from .tools import FinalAnswerTool, Tool
 
 T = TypeVar("T")
 StreamEvent = PlanningStep | ActionStep | FinalAnswerStep | ChatMessageStreamDelta
 Callback = Callable[..., Any]
+
+
+RunOutcome = Literal["success", "max_steps_error", "run_timeout"]
 
 
 @dataclass
@@ -39,6 +59,29 @@ class RunState:
     state: dict[str, Any] = field(default_factory=dict)
     step_number: int = 1
     executor: LocalPythonExecutor | None = None  # CodeAgent only
+    outcome: RunOutcome = "success"
+    timing: Timing = field(default_factory=Timing)
+
+
+@dataclass
+class RunResult:
+    """How a run ended, as smolagents' `return_full_result=True` gives it.
+
+    `state` is "success" (the agent gave a final answer), "max_steps_error" (it used all its steps;
+    `output` is what the model said when asked to conclude) or "run_timeout" (it reached its
+    `run_timeout`; `output` is None).
+    """
+
+    output: Any
+    state: RunOutcome
+    token_usage: TokenUsage | None
+    timing: Timing
+    memory: AgentMemory = field(repr=False)
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """The run's steps as dicts (made on first use: they hold every model message)."""
+        return self.memory.get_full_steps()
 
 
 class MultiStepAgent:
@@ -56,7 +99,11 @@ class MultiStepAgent:
         name: str | None = None,
         description: str | None = None,
         stream_outputs: bool = False,
+        return_full_result: bool = False,
+        run_timeout: float | None = None,
     ) -> None:
+        """`run_timeout` bounds a whole run in seconds, waits for people included (None: no limit);
+        budgets of code actions do not count those waits (see `agent_runtime.budget`)."""
         self.tools: dict[str, Tool] = {t.name: t for t in tools}
         self.tools.setdefault("final_answer", FinalAnswerTool())
         self.model = model
@@ -66,6 +113,8 @@ class MultiStepAgent:
         self.name = name or type(self).__name__
         self.description = description
         self.stream_outputs = stream_outputs
+        self.return_full_result = return_full_result
+        self.run_timeout = run_timeout
         self._callbacks = _callbacks_by_type(step_callbacks)
         self._last_run: RunState | None = None
 
@@ -86,12 +135,14 @@ class MultiStepAgent:
     def arun(
         self, task: str, *, stream: Literal[False] = ..., reset: bool = ..., max_steps: int | None = ...,
         additional_args: dict[str, Any] | None = ..., run_id: str | None = ...,
+        return_full_result: bool | None = ..., run_timeout: float | None = ...,
     ) -> Awaitable[Any]: ...  # fmt: skip
 
     @overload
     def arun(
         self, task: str, *, stream: Literal[True], reset: bool = ..., max_steps: int | None = ...,
         additional_args: dict[str, Any] | None = ..., run_id: str | None = ...,
+        return_full_result: bool | None = ..., run_timeout: float | None = ...,
     ) -> AsyncIterator[StreamEvent]: ...  # fmt: skip
 
     def arun(
@@ -103,12 +154,24 @@ class MultiStepAgent:
         max_steps: int | None = None,
         additional_args: dict[str, Any] | None = None,
         run_id: str | None = None,
+        return_full_result: bool | None = None,
+        run_timeout: float | None = None,
     ) -> Awaitable[Any] | AsyncIterator[StreamEvent]:
-        """`await agent.arun(task)` gives the final answer; `async for step in agent.arun(task, stream=True)`
-        gives planning, action and final-answer steps (and model deltas with `stream_outputs=True`)."""
+        """`await agent.arun(task)` gives the final answer (a `RunResult` with `return_full_result=True`);
+        `async for step in agent.arun(task, stream=True)` gives planning, action and final-answer
+        steps (and model deltas with `stream_outputs=True`).
+
+        `run_timeout` (default: the agent's) bounds the whole run, waits for people included: past
+        it the run stops and `AgentRunTimeout` is raised (a `RunResult` with state "run_timeout"
+        when full results are asked for). Requests for approval made by the run expire by then too.
+        """
         run = self._new_run(task, reset, additional_args or {}, run_id)
+        run.context.run_timeout = self.run_timeout if run_timeout is None else run_timeout
         events = self._run(run, max_steps or self.max_steps)
-        return events if stream else _final_output(events)
+        if stream:
+            return events
+        full = self.return_full_result if return_full_result is None else return_full_result
+        return _result(run, events, full=full)
 
     def run(self, task: str, *, stream: bool = False, **kwargs: Any) -> Any:
         """Sync face of `arun`. Called inside a running event loop, it blocks the caller, as sync code does."""
@@ -161,6 +224,7 @@ class MultiStepAgent:
         return run
 
     async def _run(self, run: RunState, max_steps: int) -> AsyncIterator[StreamEvent]:
+        run.context.start_clock()
         run.memory.steps.append(TaskStep(run.task))
         output = None
         for _ in range(max_steps):
@@ -171,24 +235,46 @@ class MultiStepAgent:
             try:
                 async for delta in self._step(run, step):
                     yield delta
+            except AgentRunTimeout as error:
+                run.outcome, step.error = "run_timeout", error
+                await self._end_step(run, step)
+                yield step
+                raise
             except AgentError as error:
                 step.error = error
-            step.timing.stop()
-            run.memory.steps.append(step)
-            await self._call_back(step)
+            await self._end_step(run, step)
             yield step
             if step.is_final_answer:
                 output = step.action_output
                 break
             run.step_number += 1
         else:
-            step = await self._answer_after_max_steps(run)
+            run.outcome = "max_steps_error"
+            step = await self._answer_after_max_steps(run, max_steps)
             output = step.action_output
             await self._call_back(step)
             yield step
         final = FinalAnswerStep(output)
         await self._call_back(final)
         yield final
+
+    async def _end_step(self, run: RunState, step: ActionStep) -> None:
+        step.timing.stop()
+        run.memory.steps.append(step)
+        await self._call_back(step)
+
+    async def _bounded(self, run: RunState, awaitable: Awaitable[T]) -> T:
+        """Await within the run's time limit, if it has one; past it, AgentRunTimeout."""
+        deadline = run.context.deadline
+        if deadline is None:
+            return await awaitable
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                return await awaitable
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise AgentRunTimeout(run.context.run_timeout or 0.0, run.step_number) from None
 
     def _planning_due(self, run: RunState) -> bool:
         interval = self.planning_interval
@@ -203,7 +289,7 @@ class MultiStepAgent:
             update = prompts.UPDATE_PLAN.format(step=run.step_number - 1, task=run.task)
             messages = [*run.memory.to_messages(summary_mode=False), _user(update)]
         deltas: list[ChatMessageStreamDelta] = []
-        async for delta in self._generate_stream(messages):
+        async for delta in self._generate_stream(run, messages):
             deltas.append(delta)
             if self.stream_outputs:
                 yield delta
@@ -214,10 +300,13 @@ class MultiStepAgent:
         await self._call_back(step)
         yield step
 
-    async def _answer_after_max_steps(self, run: RunState) -> ActionStep:
+    async def _answer_after_max_steps(self, run: RunState, max_steps: int) -> ActionStep:
+        """Out of steps: the model concludes from what it has (as smolagents does), and the run's
+        outcome says it never gave a final answer of its own."""
         step = ActionStep(step_number=run.step_number, is_final_answer=True)
+        step.error = AgentMaxStepsError(f"Reached the maximum of {max_steps} steps without a final answer.")
         messages = [*run.memory.to_messages(), _user(prompts.FINAL_ANSWER.format(task=run.task))]
-        output = await self._generate(messages)
+        output = await self._generate(run, messages)
         step.model_input_messages, step.model_output_message = messages, output
         step.model_output = step.action_output = output.text
         step.timing.stop()
@@ -231,40 +320,48 @@ class MultiStepAgent:
     # -- helpers ---------------------------------------------------------------------------------
 
     async def _model_output(
-        self, messages: list[ChatMessage], step: ActionStep, **kwargs: Any
+        self, run: RunState, messages: list[ChatMessage], step: ActionStep, **kwargs: Any
     ) -> AsyncIterator[ChatMessageStreamDelta]:
         """Call the model for an action step; streams deltas out when `stream_outputs` is on."""
         step.model_input_messages = messages
         if self.stream_outputs:
             deltas: list[ChatMessageStreamDelta] = []
-            async for delta in self._generate_stream(messages, **kwargs):
+            async for delta in self._generate_stream(run, messages, **kwargs):
                 deltas.append(delta)
                 yield delta
             output = agglomerate_stream_deltas(deltas)
         else:
-            output = await self._generate(messages, **kwargs)
+            output = await self._generate(run, messages, **kwargs)
         step.model_output_message = output
         step.model_output = output.text
         step.token_usage = output.token_usage
 
-    async def _generate(self, messages: list[ChatMessage], **kwargs: Any) -> ChatMessage:
+    async def _generate(self, run: RunState, messages: list[ChatMessage], **kwargs: Any) -> ChatMessage:
         try:
-            return await self.model.agenerate(messages, **kwargs)
+            return await self._bounded(run, self.model.agenerate(messages, **kwargs))
         except AgentError:
             raise
         except Exception as error:
             raise AgentGenerationError(f"Error in generating model output: {error}") from error
 
     async def _generate_stream(
-        self, messages: list[ChatMessage], **kwargs: Any
+        self, run: RunState, messages: list[ChatMessage], **kwargs: Any
     ) -> AsyncIterator[ChatMessageStreamDelta]:
+        deltas = self.model.agenerate_stream(messages, **kwargs)
         try:
-            async for delta in self.model.agenerate_stream(messages, **kwargs):
+            while True:
+                try:
+                    delta = await self._bounded(run, anext(deltas))
+                except StopAsyncIteration:
+                    return
                 yield delta
         except AgentError:
             raise
         except Exception as error:
             raise AgentGenerationError(f"Error in generating model output: {error}") from error
+        finally:
+            if (close := getattr(deltas, "aclose", None)) is not None:
+                await close()
 
     async def _in_context(self, run: RunState, step: ActionStep, action: Callable[[], Awaitable[T]]) -> T:
         """Run tools with this run's context visible to them (set and reset within one await).
@@ -274,7 +371,7 @@ class MultiStepAgent:
         run.context.start_step(step.step_number)
         token = current_run.set(run.context)
         try:
-            return await action()
+            return await self._bounded(run, action())
         finally:
             current_run.reset(token)
 
@@ -328,7 +425,8 @@ class CodeAgent(MultiStepAgent):
         return run.executor
 
     async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
-        async for delta in self._model_output(run.memory.to_messages(), step, stop_sequences=["Observation:"]):
+        messages = run.memory.to_messages()
+        async for delta in self._model_output(run, messages, step, stop_sequences=["Observation:"]):
             yield delta
         code = parse_code_blobs(step.model_output or "")
         step.code_action = code
@@ -353,7 +451,7 @@ class ToolCallingAgent(MultiStepAgent):
 
     async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
         tools = list(self.tools.values())
-        async for delta in self._model_output(run.memory.to_messages(), step, tools_to_call_from=tools):
+        async for delta in self._model_output(run, run.memory.to_messages(), step, tools_to_call_from=tools):
             yield delta
         requested = (step.model_output_message.tool_calls if step.model_output_message else None) or []
         if not requested:
@@ -379,6 +477,7 @@ class ToolCallingAgent(MultiStepAgent):
         except BaseException:
             for task in tasks:
                 task.cancel()
+            await asyncio.wait(tasks)  # their clean-up (withdrawing what they asked) is part of the step's
             raise
 
     async def _execute(self, call: ToolCall, index: int) -> tuple[bool, Any]:
@@ -401,12 +500,29 @@ class ToolCallingAgent(MultiStepAgent):
         return call.name == "final_answer", result
 
 
-async def _final_output(events: AsyncIterator[StreamEvent]) -> Any:
+async def _result(run: RunState, events: AsyncIterator[StreamEvent], *, full: bool) -> Any:
+    """The final answer, or with `full` the whole `RunResult` (a timed-out run included)."""
     output = None
-    async for event in events:
-        if isinstance(event, FinalAnswerStep):
-            output = event.output
-    return output
+    try:
+        async for event in events:
+            if isinstance(event, FinalAnswerStep):
+                output = event.output
+    except AgentRunTimeout:
+        run.outcome = "run_timeout"
+        if not full:
+            raise
+    finally:
+        run.timing.stop()
+    if not full:
+        return output
+    return RunResult(output, run.outcome, _token_usage(run.memory), run.timing, run.memory)
+
+
+def _token_usage(memory: AgentMemory) -> TokenUsage | None:
+    usages = [s.token_usage for s in memory.steps if isinstance(s, ActionStep | PlanningStep) and s.token_usage]
+    if not usages:
+        return None
+    return TokenUsage(sum(u.input_tokens for u in usages), sum(u.output_tokens for u in usages))
 
 
 def _single_text_input(tool: Tool) -> bool:
@@ -435,4 +551,4 @@ def _accepts_agent(callback: Callback) -> bool:
     return any(p.name == "agent" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
-__all__ = ["CodeAgent", "MultiStepAgent", "RunState", "ToolCallingAgent"]
+__all__ = ["CodeAgent", "MultiStepAgent", "RunResult", "RunState", "ToolCallingAgent"]

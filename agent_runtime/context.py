@@ -6,7 +6,9 @@ why they are asked and derive idempotency keys that are stable when a run is re-
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,29 @@ class RunContext:
     task: str
     memory: AgentMemory
     step_number: int = 0
+    run_timeout: float | None = None  # the whole run's limit, waits for people included
+    deadline: float | None = None  # when it passes, in the event loop's time
     _asked: dict[int | None, int] = field(default_factory=dict)
+
+    def start_clock(self) -> None:
+        """Start the run's time limit (called on the run's event loop as the run starts)."""
+        if self.run_timeout is not None:
+            self.deadline = asyncio.get_running_loop().time() + self.run_timeout
+
+    def remaining(self) -> float | None:
+        """Seconds left before the run's time limit, or None without one."""
+        if self.deadline is None:
+            return None
+        return self.deadline - asyncio.get_running_loop().time()
+
+    def deadline_passed(self) -> bool:
+        left = self.remaining()
+        return left is not None and left <= 0.001  # a timer may fire a hair early
+
+    def expires_at(self) -> float | None:
+        """The time limit as a Unix timestamp, for what outlives the process (approval requests)."""
+        left = self.remaining()
+        return None if left is None else time.time() + left
 
     def start_step(self, step_number: int) -> None:
         self.step_number = step_number

@@ -27,6 +27,15 @@ class AgentMaxStepsError(AgentError):
     """The run used all its steps without a final answer."""
 
 
+class AgentRunTimeout(AgentError):
+    """The run reached its `run_timeout` (people's waits included) before a final answer."""
+
+    def __init__(self, run_timeout: float, step_number: int) -> None:
+        super().__init__(f"the run reached its time limit of {run_timeout:g} s at step {step_number}")
+        self.run_timeout = run_timeout
+        self.step_number = step_number
+
+
 class InterpreterError(AgentError):
     """Model-written code was refused or failed; the message is shown to the model as an observation."""
 

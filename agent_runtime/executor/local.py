@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..budget import counting
 from ..concurrency import run_coroutine_sync
 from ..errors import InterpreterError
 from ..tools import Tool
@@ -88,14 +89,17 @@ class LocalPythonExecutor:
         self.state.pop(guard.OUTPUT, None)
         self.budget.start()
         self.guards.violation = None
-        deadline = asyncio.timeout(self.budget.timeout)  # covers awaited tools; ticks cover CPU-bound code
+        # Covers awaited tools; ticks cover CPU-bound code. Waits for people are not counted.
+        deadline = asyncio.timeout(self.budget.timeout)
         try:
-            async with deadline:
-                await greenlet_spawn(exec, compiled, self.state)
+            with counting(self.budget.clock):
+                async with deadline:
+                    self.budget.clock.bind(deadline)
+                    await greenlet_spawn(exec, compiled, self.state)
         except TimeoutError as error:
             if not deadline.expired():
                 raise self._error(f"TimeoutError: {error}", error) from None
-            raise self._error(f"the code ran longer than its {self.budget.timeout:g} s budget", error) from None
+            raise self._error(self.budget.out_of_time(), error) from None
         except FinalAnswerSignal as signal:
             return CodeOutput(signal.value, self.printer.take(), True)
         except (GuardViolation, BudgetExceeded) as error:
@@ -104,6 +108,8 @@ class LocalPythonExecutor:
             raise self._error(str(error), error) from None
         except Exception as error:
             raise self._error(f"{type(error).__name__}: {error}", error) from None
+        finally:
+            self.budget.clock.bind(None)
         if swallowed := self.guards.violation or self.budget.exhausted:  # caught by the code, still a failure
             raise self._error(swallowed, None)
         return CodeOutput(self.state.pop(guard.OUTPUT, None), self.printer.take(), False)

@@ -18,6 +18,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..budget import Deadline
 from .bridge import await_only, in_code_greenlet
 from .guard import FORBIDDEN_BUILTINS, attribute_allowed
 
@@ -67,21 +68,28 @@ class FinalAnswerSignal(BaseException):
 class Budget:
     """Counts operations (loop iterations, calls, comprehension items) and watches the clock.
 
-    Every so often it also yields to the event loop, so a CPU-bound action cannot freeze it.
+    The clock stands still while a tool waits for a person (see `agent_runtime.budget`). Every so
+    often it also yields to the event loop, so a CPU-bound action cannot freeze it.
     """
 
     def __init__(self, max_operations: int, timeout: float) -> None:
         self.max_operations = max_operations
         self.timeout = timeout
+        self.clock = Deadline(timeout)
         self.operations = 0
-        self.deadline = self.last_yield = 0.0
+        self.last_yield = 0.0
         self.exhausted: str | None = None
 
     def start(self) -> None:
         self.operations = 0
         self.exhausted = None
         self.last_yield = time.monotonic()
-        self.deadline = self.last_yield + self.timeout
+        self.clock.start()
+
+    def out_of_time(self) -> str:
+        waited = self.clock.paused_for
+        excluded = f" (not counting {waited:.3g} s spent waiting for people)" if waited >= 0.001 else ""
+        return f"the code ran longer than its {self.timeout:g} s budget{excluded}"
 
     def exceed(self, message: str) -> BudgetExceeded:
         self.exhausted = self.exhausted or message
@@ -93,8 +101,8 @@ class Budget:
             raise self.exceed(f"the code ran more than {self.max_operations:,} operations; make it do less")
         if not self.operations & 0xFF:
             now = time.monotonic()
-            if now > self.deadline:
-                raise self.exceed(f"the code ran longer than its {self.timeout:g} s budget")
+            if self.clock.expired():
+                raise self.exceed(self.out_of_time())
             if now - self.last_yield > YIELD_EVERY and in_code_greenlet():
                 await_only(asyncio.sleep(0))
                 self.last_yield = time.monotonic()

@@ -11,7 +11,9 @@ import pytest
 
 from agent_runtime import (
     ActionStep,
+    AgentMaxStepsError,
     AgentParsingError,
+    AgentRunTimeout,
     ChatMessageStreamDelta,
     CodeAgent,
     FinalAnswerStep,
@@ -19,6 +21,7 @@ from agent_runtime import (
     ScriptedModel,
     ToolCallingAgent,
     tool,
+    waiting_for_person,
 )
 from agent_runtime.models import tool_call_message
 
@@ -217,6 +220,67 @@ async def test_max_steps_asks_the_model_for_a_final_answer() -> None:
     assert await agent.arun("go") == "my best guess"
     assert len(agent.memory.action_steps) == 4  # three actions and the forced answer
     assert "could not finish" in last_user_text(model.requests[-1]["messages"])
+    assert isinstance(agent.memory.action_steps[-1].error, AgentMaxStepsError)
+
+
+async def test_full_results_say_whether_the_agent_gave_its_own_final_answer() -> None:
+    finishes = CodeAgent([], ScriptedModel(["```python\nfinal_answer(7)\n```"]))
+    result = await finishes.arun("go", return_full_result=True)
+    assert (result.output, result.state) == (7, "success")
+    assert result.timing.duration is not None and result.steps[0]["task"] == "go"
+
+    runs_out = CodeAgent([], ScriptedModel(["```python\nx = 1\n```"] * 2 + ["a guess"]), max_steps=2)
+    result = await runs_out.arun("go", return_full_result=True)
+    assert (result.output, result.state) == ("a guess", "max_steps_error")
+
+
+@tool
+async def wait_for_person(topic: str) -> str:
+    """Waits for a person who takes a long time.
+
+    Args:
+        topic: What to ask about.
+    """
+    with waiting_for_person():
+        await asyncio.sleep(30)
+    return "never"
+
+
+async def test_run_timeout_bounds_the_whole_run_including_waits_for_people() -> None:
+    def model() -> ScriptedModel:
+        calls = (("wait_for_person", {"topic": "a"}), ("wait_for_person", {"topic": "b"}))
+        return ScriptedModel([tool_call_message(*calls)])
+
+    agent = ToolCallingAgent([wait_for_person], model(), run_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(AgentRunTimeout, match=r"time limit of 0\.3 s at step 1"):
+        await agent.arun("ask twice")
+    assert time.monotonic() - started < 1
+    assert isinstance(agent.memory.action_steps[-1].error, AgentRunTimeout)  # the interrupted step is kept
+
+    result = await ToolCallingAgent([wait_for_person], model()).arun("ask", run_timeout=0.2, return_full_result=True)
+    assert (result.output, result.state) == (None, "run_timeout")
+
+
+async def test_a_streamed_run_past_its_time_limit_ends_with_the_error_after_its_last_step() -> None:
+    model = ScriptedModel(["```python\nwait_for_person('deploy')\n```"])
+    agent = CodeAgent([wait_for_person], model, run_timeout=0.3, executor_timeout=0.1)
+    seen: list[object] = []
+
+    async def follow() -> None:
+        async for event in agent.arun("go", stream=True):
+            seen.append(event)
+
+    with pytest.raises(AgentRunTimeout):
+        await follow()
+    assert [type(e).__name__ for e in seen] == ["ActionStep"]  # the code budget never fired: a person's wait
+
+
+def test_the_sync_face_has_run_timeout_and_full_results_too() -> None:
+    model = ScriptedModel(["```python\nwait_for_person('x')\n```"])
+    agent = CodeAgent([wait_for_person], model, executor_timeout=0.05)
+    result = agent.run("go", run_timeout=0.3, return_full_result=True)
+    assert result.state == "run_timeout"
 
 
 def test_sync_run_outside_a_loop() -> None:
