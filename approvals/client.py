@@ -6,19 +6,28 @@ number of waiters) and its background tasks; use one per process, inside `async 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from agent_runtime.budget import waiting_for_person
+
+from .asking import withdrawal_reason
 from .connections import command_client, pubsub_client
-from .errors import ClientClosed, StoreUnavailable
+from .errors import AlreadyDecided, ClientClosed, RequestNotFound, StoreUnavailable
 from .expiry import ExpirySweeper
 from .heartbeat import Heartbeat
 from .models import ApprovalRequest, Decision
 from .settings import Settings
 from .store import ApprovalStore
 from .waiting import DecisionWaiter
+
+log = logging.getLogger("approvals.client")
+
+WITHDRAW_GRACE = 5.0  # seconds closing waits for the requests its waiters stopped waiting for to be withdrawn
 
 
 class ApprovalClient:
@@ -45,6 +54,7 @@ class ApprovalClient:
         self._waiter: DecisionWaiter | None = None
         self._sweeper: ExpirySweeper | None = None
         self._heartbeat: Heartbeat | None = None
+        self._asking: set[asyncio.Future[None]] = set()  # request_approval calls between create and return
 
     async def __aenter__(self) -> ApprovalClient:
         await self.start()
@@ -80,7 +90,9 @@ class ApprovalClient:
         if self._sweeper is not None:
             await self._sweeper.aclose()
         if self._waiter is not None:
-            await self._waiter.aclose()
+            await self._waiter.aclose()  # every wait ends (ClientClosed) ...
+        if self._asking:  # ... and withdraws its request while the store is still open
+            await asyncio.wait(self._asking, timeout=WITHDRAW_GRACE)
         if self._store is not None:
             await self._store.redis.aclose()
         self._store = self._waiter = self._sweeper = self._heartbeat = None
@@ -125,11 +137,16 @@ class ApprovalClient:
         context: Mapping[str, Any] | None = None,
         agent_id: str | None = None,
         run_id: str | None = None,
+        args_schema: Mapping[str, Any] | None = None,
+        supersede: bool = False,
     ) -> Decision:
         """Ask, then wait for the decision. `timeout` is how long reviewers have; past it, a denial.
 
         With an `idempotency_key`, a restarted agent asking again gets the same request, and its
-        decision at once if a reviewer acted meanwhile.
+        decision at once if a reviewer acted meanwhile. If this wait stops without a decision (the
+        caller is cancelled, or the client closes), the request is withdrawn at once, so nobody
+        approves what will not be acted on; see `approvals.asking` for the one exception. The wait
+        is not counted by an agent's code budget (it is a person's time, not the code's).
         """
         request = await self.create(
             action,
@@ -140,8 +157,43 @@ class ApprovalClient:
             context=context,
             agent_id=agent_id,
             run_id=run_id,
+            args_schema=args_schema,
+            supersede=supersede,
         )
-        return request.decision() or await self.wait(request.id)
+        if (decision := request.decision()) is not None:
+            return decision
+        asking = asyncio.get_running_loop().create_future()
+        self._asking.add(asking)
+        try:
+            return await self.wait(request.id)
+        except BaseException as error:
+            if (reason := withdrawal_reason(error)) is not None:
+                await self._withdraw(request.id, reason)
+            raise
+        finally:
+            asking.set_result(None)
+            self._asking.discard(asking)
+
+    async def _withdraw(self, request_id: str, reason: str) -> None:
+        """Withdraw, even from a cancelled task: the withdrawal runs to its end whatever happens here."""
+        store = self._store
+        if store is None:
+            return
+
+        async def withdraw() -> None:
+            try:
+                await store.withdraw(request_id, reason=reason)
+            except (AlreadyDecided, RequestNotFound):
+                pass  # decided a moment ago: that decision stands
+            except (RedisError, OSError) as error:
+                log.warning("approvals: cannot withdraw request %s (%s); it expires at its deadline", request_id, error)
+
+        task = asyncio.ensure_future(withdraw())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task], timeout=WITHDRAW_GRACE)  # cancelled again: still finish it
+            raise
 
     async def create(
         self,
@@ -154,6 +206,8 @@ class ApprovalClient:
         context: Mapping[str, Any] | None = None,
         agent_id: str | None = None,
         run_id: str | None = None,
+        args_schema: Mapping[str, Any] | None = None,
+        supersede: bool = False,
     ) -> ApprovalRequest:
         return await self.store.create(
             action,
@@ -165,11 +219,17 @@ class ApprovalClient:
             requested_by=self.requested_by,
             idempotency_key=idempotency_key,
             context=context,
+            args_schema=args_schema,
+            supersede=supersede,
         )
 
     async def wait(self, request_id: str, timeout: float | None = None) -> Decision:
-        """Await the decision. `timeout` bounds this wait only (`WaitTimeout`; the request stays pending)."""
-        return await self.waiter.wait(request_id, timeout)
+        """Await the decision. `timeout` bounds this wait only (`WaitTimeout`; the request stays pending).
+
+        A person's time, not code's: an agent's code budget does not count it.
+        """
+        with waiting_for_person():
+            return await self.waiter.wait(request_id, timeout)
 
     async def get(self, request_id: str) -> ApprovalRequest:
         return await self.store.get(request_id)

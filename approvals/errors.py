@@ -24,11 +24,16 @@ class InvalidSettings(ApprovalError, ValueError):
 
 
 class InvalidRequest(ApprovalError, ValueError):
-    """Input to a public function was refused; nothing was written."""
+    """Input to a public function was refused; nothing was written.
 
-    def __init__(self, field: str, message: str) -> None:
+    `details` lists the problems field by field (`{"field": "edited_args.amount", "message": ...}`)
+    when there are several, or they are inside `field`.
+    """
+
+    def __init__(self, field: str, message: str, *, details: list[dict[str, str]] | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.details = details or [{"field": field, "message": message}]
 
 
 class RequestNotFound(ApprovalError, LookupError):

@@ -46,8 +46,13 @@ class Keys:
 
     @property
     def counts(self) -> str:
-        """Hash: '<queue>:<created|approved|rejected|expired|cancelled>' -> count, for metrics."""
+        """Hash: '<queue>:<created|approved|rejected|expired|cancelled|withdrawn>' -> count, for metrics."""
         return f"{self.prefix}counts"
+
+    @property
+    def reviewer_counts(self) -> str:
+        """Hash: '<reviewer>\\n<approved|rejected>' -> count: people's decisions per reviewer, for metrics."""
+        return f"{self.prefix}counts:reviewers"
 
     @property
     def processes(self) -> str:

@@ -21,14 +21,20 @@ DECISION_FIELDS = ("id", "status", "decided_at", "decided_by", "reason", "args",
 
 class Status(StrEnum):
     PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
+    APPROVED = "approved"  # by a reviewer
+    REJECTED = "rejected"  # by a reviewer
+    EXPIRED = "expired"  # nobody decided before the deadline: a denial
+    CANCELLED = "cancelled"  # by a person: the requester, an admin, or whoever cancelled the run
+    WITHDRAWN = "withdrawn"  # by the system: whoever asked stopped waiting (cancelled, failed, superseded)
 
     @property
     def final(self) -> bool:
         return self is not Status.PENDING
+
+    @property
+    def by_reviewer(self) -> bool:
+        """A decision a reviewer made: what decision rates and times to decide count."""
+        return self in (Status.APPROVED, Status.REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class ApprovalRequest:
     edited_args: dict[str, Any] | None = None
     idempotency_key: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    args_schema: dict[str, Any] | None = None  # JSON Schema the arguments (and any edits) must meet
 
     @property
     def pending(self) -> bool:
@@ -127,6 +134,7 @@ class ApprovalRequest:
             edited_args=decode_json_object(edited) if edited else None,
             idempotency_key=fields.get("idempotency_key"),
             context=decode_json_object(fields.get("context")),
+            args_schema=decode_json_object(schema) if (schema := fields.get("args_schema")) else None,
         )
 
 
@@ -157,7 +165,7 @@ class AuditEvent:
     """One entry of the audit stream: who did what to which request, when, with which arguments."""
 
     event_id: str  # the stream entry id, usable as a cursor
-    type: str  # created, approved, rejected, expired, cancelled
+    type: str  # created, approved, rejected, expired, cancelled, withdrawn
     request_id: str
     queue: str
     action: str

@@ -7,14 +7,17 @@ same step as the change, so the log can never disagree with the data.
 from __future__ import annotations
 
 # KEYS: request, pending (all), pending (queue), expiry, events, queues, counts, [idempotency], [run's requests]
-# ARGV: id, created_at, expires_at, events maxlen, queue, action, actor, args JSON, has idempotency key ('1'/'0'),
+# ARGV: id, created_at, expires_at, events maxlen, queue, action, actor, args JSON,
+#       idempotency: '' (no key), '+' (a request the key already names wins) or the id of a request the
+#       key may be moved away from (one that was withdrawn or superseded),
 #       run id (or ''), runs channel, seconds to keep the run's index (request lifetime plus retention),
 #       then hash field/value pairs
+# Replies {'created', id} or {'existing', id of the request the key names}.
 CREATE = """
 local next_key = 8
-if ARGV[9] == '1' then
+if ARGV[9] ~= '' then
   local existing = redis.call('GET', KEYS[8])
-  if existing then return {'existing', existing} end
+  if existing and existing ~= ARGV[9] then return {'existing', existing} end
   redis.call('SET', KEYS[8], ARGV[1])
   next_key = 9
 end
@@ -35,7 +38,7 @@ return {'created', ARGV[1]}
 """
 
 # KEYS: request, pending (all), pending (queue), expiry, history (all), history (queue), events, counts,
-#       [idempotency]
+#       reviewer counts, [idempotency]
 # ARGV: id, status, now, actor, reason, edited args JSON, check self ('1'/'0'), channel, events maxlen,
 #       retention seconds, expiry actor, expiry reason, runs channel (told when a run's request is decided)
 #
@@ -87,8 +90,11 @@ redis.call('ZREM', KEYS[4], id)
 redis.call('ZADD', KEYS[5], ARGV[3], id)
 redis.call('ZADD', KEYS[6], ARGV[3], id)
 redis.call('EXPIRE', req, ARGV[10])
-if KEYS[9] then redis.call('EXPIRE', KEYS[9], ARGV[10]) end
+if KEYS[10] then redis.call('EXPIRE', KEYS[10], ARGV[10]) end
 redis.call('HINCRBY', KEYS[8], current[4] .. ':' .. status, 1)
+if status == 'approved' or status == 'rejected' then
+  redis.call('HINCRBY', KEYS[9], actor .. '\\n' .. status, 1)
+end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', unpack(event))
 
 local reply = decision(kind)

@@ -7,6 +7,7 @@ its audit entry and wake-up message are written in the same atomic step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import scripts
+from . import schema, scripts
 from . import validation as check
 from .errors import AlreadyDecided, IdempotencyConflict, InvalidRequest, RequestNotFound, SelfDecisionForbidden
 from .keys import Keys
@@ -25,6 +26,9 @@ from .settings import Settings
 
 EXPIRY_ACTOR = "system:expiry"
 EXPIRY_REASON = "no reviewer decided before the request expired"
+WITHDRAW_ACTOR = "system:agent"  # the asker's own process, which stopped waiting
+SUPERSEDED_REASON = "superseded: the same run asked again at this step, for another action or other arguments"
+MAX_KEY_MOVES = 4  # attempts to move an idempotency key to a new request while others race for it
 
 
 class ApprovalStore:
@@ -51,19 +55,45 @@ class ApprovalStore:
         requested_by: str | None = None,
         idempotency_key: str | None = None,
         context: Mapping[str, Any] | None = None,
+        args_schema: Mapping[str, Any] | None = None,
+        supersede: bool = False,
     ) -> ApprovalRequest:
-        """Record a pending request. With an idempotency key, asking again returns the first request."""
+        """Record a pending request.
+
+        With an idempotency key, asking again returns the first request (decided, if someone did),
+        unless that one was withdrawn because its asker stopped waiting: then a new request is made.
+        The same key with another action, queue or arguments raises `IdempotencyConflict`, or with
+        `supersede=True` (a re-run that took another path) withdraws the old request and asks anew.
+        """
+        arguments = {} if args is None else args
+        schema_text = None if args_schema is None else schema.check_schema(args_schema)
         fields = {
             "action": check.action(action),
-            "args": check.json_object({} if args is None else args, "args"),
+            "args": check.json_object(arguments, "args"),
             "queue": check.queue_name(self.settings.default_queue if queue is None else queue),
             "agent_id": check.optional_name(agent_id, "agent_id"),
             "run_id": check.optional_name(run_id, "run_id"),
             "requested_by": check.optional_name(requested_by, "requested_by"),
             "idempotency_key": check.optional_name(idempotency_key, "idempotency_key"),
             "context": check.json_object({} if context is None else context, "context"),
+            "args_schema": schema_text,
         }
+        schema.check_args(args_schema, arguments, "args")
         lifetime = check.seconds(self.settings.default_timeout if timeout is None else timeout, "timeout")
+        replaceable = "+"
+        for _ in range(MAX_KEY_MOVES):
+            kind, request_id, stored = await self._create_once(fields, lifetime, replaceable)
+            if kind == "created":
+                return ApprovalRequest.from_hash(stored)
+            existing = await self._holder_of_key(request_id, stored, supersede)
+            if existing is not None:
+                return existing
+            replaceable = request_id  # withdrawn, superseded, or gone: the key moves to a new request
+        raise IdempotencyConflict(idempotency_key or "", request_id)
+
+    async def _create_once(
+        self, fields: Mapping[str, str | None], lifetime: float, replaceable: str
+    ) -> tuple[str, str, dict[str, str]]:
         now = time.time()
         request_id = uuid.uuid4().hex
         stored = {
@@ -73,7 +103,7 @@ class ApprovalStore:
             "expires_at": repr(now + lifetime),
             **{name: value for name, value in fields.items() if value is not None},
         }
-        queue_name = stored["queue"]
+        queue_name, run_id, key = stored["queue"], stored.get("run_id"), stored.get("idempotency_key")
         keys = [
             self.keys.request(request_id),
             self.keys.pending(),
@@ -83,26 +113,43 @@ class ApprovalStore:
             self.keys.queues,
             self.keys.counts,
         ]
-        if idempotency_key is not None:
-            keys.append(self.keys.idempotency(idempotency_key))
+        if key is not None:
+            keys.append(self.keys.idempotency(key))
         if run_id is not None:
             keys.append(self.keys.run_requests(run_id))
         argv = [request_id, stored["created_at"], stored["expires_at"], self.settings.events_maxlen, queue_name]
         argv += [stored["action"], stored.get("requested_by", ""), stored["args"]]
-        argv += [int(idempotency_key is not None), stored.get("run_id", ""), self.keys.runs_channel]
+        argv += ["" if key is None else replaceable, run_id or "", self.keys.runs_channel]
         argv += [math.ceil(lifetime + self.settings.retention)]
         argv += [part for pair in stored.items() for part in pair]
-        kind, existing_id = await self._create(keys=keys, args=argv)
-        if kind == "existing":
-            return await self._same_request(existing_id, stored, idempotency_key or "")
-        return ApprovalRequest.from_hash(stored)
+        kind, named_id = await self._create(keys=keys, args=argv)
+        return kind, named_id, stored
 
-    async def _same_request(self, request_id: str, stored: Mapping[str, str], key: str) -> ApprovalRequest:
-        existing = await self.get(request_id)
-        asked = (stored["queue"], stored["action"], json.loads(stored["args"]))
-        if (existing.queue, existing.action, existing.args) != asked:
-            raise IdempotencyConflict(key, request_id)
-        return existing
+    async def _holder_of_key(
+        self, request_id: str, asked: Mapping[str, str], supersede: bool
+    ) -> ApprovalRequest | None:
+        """The request an idempotency key names, if asking again should attach to it; None if the key
+        should move to a new request (it was withdrawn, is gone, or is superseded)."""
+        try:
+            existing = await self.get(request_id)
+        except RequestNotFound:
+            return None  # removed by retention or by hand: nothing to attach to
+        same = (existing.queue, existing.action, existing.args) == (
+            asked["queue"],
+            asked["action"],
+            json.loads(asked["args"]),
+        )
+        if existing.status is Status.WITHDRAWN:
+            if same or supersede:
+                return None  # its asker gave up; whoever asks again now waits for a new request
+        elif same:
+            return existing
+        if not supersede:
+            raise IdempotencyConflict(asked.get("idempotency_key", ""), existing.id)
+        if existing.pending:
+            with contextlib.suppress(AlreadyDecided):
+                await self.withdraw(existing.id, reason=SUPERSEDED_REASON)
+        return None
 
     async def get(self, request_id: str) -> ApprovalRequest:
         fields = await self.redis.hgetall(self.keys.request(check.request_id(request_id)))
@@ -201,8 +248,18 @@ class ApprovalStore:
         edited_args: Mapping[str, Any] | None = None,
         reason: str | None = None,
     ) -> Decision:
-        """Approve, optionally with edited arguments (which are then the ones to run)."""
-        edited = "" if edited_args is None else check.json_object(edited_args, "edited_args")
+        """Approve, optionally with edited arguments (which are then the ones to run).
+
+        Edited arguments must fit the request's argument schema, if it has one (InvalidRequest
+        names each argument that does not); edits equal to the arguments asked for are no edit.
+        """
+        if edited_args is None:
+            return await self._decided(request_id, Status.APPROVED, by, reason, "", check_self=True)
+        edited = check.json_object(edited_args, "edited_args")
+        request = await self.get(request_id)
+        schema.check_args(request.args_schema, edited_args, "edited_args")
+        if dict(edited_args) == request.args:
+            edited = ""
         return await self._decided(request_id, Status.APPROVED, by, reason, edited, check_self=True)
 
     async def reject(self, request_id: str, *, by: str, reason: str) -> Decision:
@@ -213,6 +270,12 @@ class ApprovalStore:
     async def cancel(self, request_id: str, *, by: str, reason: str | None = None) -> Decision:
         """Withdraw a pending request (usually by the agent that asked); no self-decision check."""
         return await self._decided(request_id, Status.CANCELLED, by, reason, "", check_self=False)
+
+    async def withdraw(self, request_id: str, *, reason: str, by: str = WITHDRAW_ACTOR) -> Decision:
+        """Close a pending request nobody waits for any more (its asker was cancelled, failed, timed
+        out or superseded), so no reviewer can approve what will not be acted on. Not a decision:
+        decision rates and times do not count it, and History lists it apart."""
+        return await self._decided(request_id, Status.WITHDRAWN, by, reason, "", check_self=False)
 
     async def expire(self, request_id: str) -> Decision | None:
         """Decide an overdue request `expired`; None if it is not due yet. Raises AlreadyDecided if decided."""
@@ -254,6 +317,14 @@ class ApprovalStore:
             counts[queue, event] = int(value)
         return counts
 
+    async def reviewer_counts(self) -> dict[tuple[str, str], int]:
+        """People's decisions so far, by (reviewer, approved|rejected): for counters in /metrics."""
+        counts = {}
+        for key, value in (await self.redis.hgetall(self.keys.reviewer_counts)).items():
+            reviewer, _, outcome = key.rpartition("\n")
+            counts[reviewer, outcome] = int(value)
+        return counts
+
     async def trim_history(self) -> int:
         """Drop ids of requests past retention from the history indexes (their hashes expire by TTL)."""
         cutoff = repr(time.time() - self.settings.retention)
@@ -282,6 +353,7 @@ class ApprovalStore:
             self.keys.history(queue),
             self.keys.events,
             self.keys.counts,
+            self.keys.reviewer_counts,
         ]
         if idempotency_key:
             keys.append(self.keys.idempotency(idempotency_key))

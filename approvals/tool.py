@@ -1,30 +1,28 @@
 """Approvals inside agents: `HumanApprovalTool`, and `require_approval` to guard any tool.
 
-Both ask through an `ApprovalClient` and await the decision as a coroutine. Inside an agent run the
-idempotency key is `run:step:call`, so a re-run of the same run attaches to the request it already
-made instead of asking twice; reviewers see the agent, run, task and recent steps as context.
+Both ask through an `ApprovalClient` and await the decision as a coroutine, outside the code's
+budget. Inside an agent run the idempotency key is `run:step:call`, so a re-run of the same run
+attaches to the request it already made instead of asking twice; reviewers see the agent, run, task
+and recent steps as context, and the request expires no later than the run's own time limit.
+Reviewers' edits must fit the tool's inputs (the request carries them as a JSON Schema).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from agent_runtime import Tool
 from agent_runtime.context import get_run_context
 
+from .asking import current_holder
 from .client import ApprovalClient
 from .models import Decision
 
-# Set by whatever runs agents for others (a worker): awaited after each decision, before the tool acts
-# on it, it raises if this runner no longer owns the run (cancelled, or taken over by another worker),
-# so an approval is acted on once even if two runners waited for it.
-approval_fence: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
-    "approval_fence", default=None
-)
+MIN_TIMEOUT = 1.0  # seconds: a request made as its run's time runs out still gets a valid deadline
 
 _default_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ApprovalClient] = weakref.WeakKeyDictionary()
 _default_client_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -65,7 +63,25 @@ def request_context() -> tuple[dict[str, Any], dict[str, Any]]:
         "step": run.step_number,
         "recent_steps": run.recent_steps(),
     }
-    return {"agent_id": run.agent_name, "run_id": run.run_id, "idempotency_key": run.next_call_key()}, context
+    identity = {"agent_id": run.agent_name, "run_id": run.run_id, "idempotency_key": run.next_call_key()}
+    # A re-run that took another path at this step replaces what it asked before instead of failing.
+    return identity | {"supersede": True}, context
+
+
+def args_schema(tool: Tool) -> dict[str, Any]:
+    """The tool's inputs as the JSON Schema its arguments, and a reviewer's edits of them, must meet."""
+    properties: dict[str, Any] = {}
+    for name, spec in tool.inputs.items():
+        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+        prop: dict[str, Any] = {k: v for k, v in spec.items() if k in ("description", "enum", "items")}
+        if not {"any", "image", "audio"} & set(kinds):
+            kinds = [*kinds, "null"] if spec.get("nullable") and "null" not in kinds else kinds
+            prop["type"] = kinds[0] if len(kinds) == 1 else kinds
+        if "enum" in prop and spec.get("nullable"):
+            prop["enum"] = [*prop["enum"], None]
+        properties[name] = prop
+    required = [name for name, spec in tool.inputs.items() if not spec.get("nullable")]
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
 class _Asks:
@@ -79,15 +95,31 @@ class _Asks:
     async def client(self) -> ApprovalClient:
         return self._client or await default_client()
 
-    async def ask(self, action: str, args: dict[str, Any]) -> Decision:
+    async def ask(self, action: str, args: Mapping[str, Any], schema: dict[str, Any]) -> Decision:
         client = await self.client()
         identity, context = request_context()
         decision = await client.request_approval(
-            action, args, queue=self.queue, timeout=self.timeout, context=context, **identity
+            action,
+            args,
+            queue=self.queue,
+            timeout=self._timeout(client),
+            context=context,
+            args_schema=schema,
+            **identity,
         )
-        if (fence := approval_fence.get()) is not None:
-            await fence()
+        holder = current_holder.get()
+        if holder is not None and holder.fence is not None:
+            await holder.fence()
         return decision
+
+    def _timeout(self, client: ApprovalClient) -> float:
+        """The tool's deadline for reviewers, cut short to the run's own time limit, if that is sooner."""
+        timeout = client.settings.default_timeout if self.timeout is None else self.timeout
+        run = get_run_context()
+        run_ends = run.expires_at() if run is not None else None
+        if run_ends is not None:
+            timeout = max(MIN_TIMEOUT, min(timeout, run_ends - time.time()))
+        return timeout
 
 
 class HumanApprovalTool(Tool):
@@ -111,7 +143,7 @@ class HumanApprovalTool(Tool):
         self._asks = _Asks(client, queue, timeout)
 
     async def forward(self, action: str) -> str:
-        decision = await self._asks.ask(action, {"action": action})
+        decision = await self._asks.ask(action, {"action": action}, args_schema(self))
         if not decision.approved:
             return f"rejected: {decision.reason or decision.status.value}"
         if decision.edited:
@@ -129,7 +161,7 @@ class _ApprovalRequired(Tool):
         self._asks = asks
 
     async def forward(self, **arguments: Any) -> Any:
-        decision = await self._asks.ask(self.name, arguments)
+        decision = await self._asks.ask(self.name, arguments, args_schema(self.wrapped))
         if not decision.approved:
             # A plain observation, not an error: an error would make the model retry the same call.
             status = decision.status.value

@@ -9,7 +9,8 @@ import pytest
 
 from agent_runtime import CodeAgent, ScriptedModel, ToolCallingAgent, tool
 from agent_runtime.models import tool_call_message
-from approvals import ApprovalClient, ApprovalRequest
+from approvals import ApprovalClient, ApprovalRequest, InvalidRequest
+from approvals.asking import RunHolder, current_holder
 from approvals.tool import HumanApprovalTool, require_approval
 
 ASK = "```python\nanswer = human_approval('delete /tmp/build')\nprint(answer)\n```"
@@ -82,9 +83,16 @@ async def test_expiry_is_a_rejection(client: ApprovalClient) -> None:
 
 
 async def test_rerun_of_the_same_run_attaches_to_the_request_it_made(client: ApprovalClient) -> None:
-    first = asyncio.create_task(code_agent(client).arun("clean up", run_id="run-7"))
+    holder = RunHolder()
+
+    async def first_attempt() -> object:
+        current_holder.set(holder)  # as a worker does
+        return await code_agent(client).arun("clean up", run_id="run-7")
+
+    first = asyncio.create_task(first_attempt())
     request = await pending_request(client)
-    first.cancel()  # the process running the agent dies while waiting
+    holder.keep_pending = True  # its worker hands the run back (or dies): another attempt takes it up
+    first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
     await client.store.approve(request.id, by="alice")
@@ -175,3 +183,132 @@ async def test_tool_calling_agents_requests_carry_context_and_positional_keys(cl
     for request in page.items:
         await client.store.approve(request.id, by="alice")
     assert await asyncio.wait_for(run, 5) == "done"
+
+
+# -- a person may take longer than any code budget ---------------------------------------------------
+
+
+async def decide_after(client: ApprovalClient, seconds: float, queue: str = "ops") -> ApprovalRequest:
+    """A reviewer who takes `seconds` to approve the first request, as a person would."""
+    request = await pending_request(client, queue)
+    await asyncio.sleep(seconds)
+    await client.store.approve(request.id, by="alice")
+    return request
+
+
+async def test_a_reviewer_slower_than_the_code_budget_gets_one_request_and_the_agent_goes_on(
+    client: ApprovalClient,
+) -> None:
+    agent = CodeAgent([HumanApprovalTool(client, queue="ops")], ScriptedModel([ASK, FINISH]), executor_timeout=0.3)
+    run = asyncio.create_task(agent.arun("clean up", return_full_result=True))
+    await decide_after(client, 1.5)  # five budgets long
+    result = await asyncio.wait_for(run, 5)
+    assert (result.state, result.output) == ("success", "approved: delete /tmp/build")
+    assert (await client.store.list_decided()).total == 1 and (await client.store.list_pending()).total == 0
+    assert all(step.error is None for step in agent.memory.action_steps)
+
+
+async def test_require_approval_in_a_tool_calling_agent_waits_as_long_as_the_reviewer(client: ApprovalClient) -> None:
+    DELETED.clear()
+    model = ScriptedModel(
+        [
+            tool_call_message(("delete_file", {"path": "/tmp/slow"})),
+            tool_call_message(("final_answer", {"answer": "ok"})),
+        ]
+    )
+    agent = ToolCallingAgent([require_approval(delete_file, client=client, queue="ops")], model, run_timeout=30)
+    run = asyncio.create_task(agent.arun("tidy up"))
+    await decide_after(client, 1.0)
+    assert await asyncio.wait_for(run, 5) == "ok"
+    assert DELETED == ["/tmp/slow"]
+
+
+async def test_the_sync_face_and_a_stream_wait_for_a_slow_reviewer_too(client: ApprovalClient) -> None:
+    settings = client.settings
+
+    @tool
+    async def ask_reviewer(action: str) -> str:
+        """Asks a reviewer, through a client on the loop this call runs on.
+
+        Args:
+            action: What to do.
+        """
+        async with ApprovalClient(settings, requested_by="sync-agent") as own:
+            return (await own.request_approval(action, {"action": action}, queue="ops")).status.value
+
+    code = "```python\nanswer = ask_reviewer('restart billing')\nprint(answer)\n```"
+    synced = CodeAgent([ask_reviewer], ScriptedModel([code, FINISH]), executor_timeout=0.2)
+    sync_run = asyncio.create_task(asyncio.to_thread(synced.run, "restart"))  # run(): a loop of its own
+    await decide_after(client, 1.0)
+    assert await asyncio.wait_for(sync_run, 10) == "approved"
+
+    streamed = CodeAgent([HumanApprovalTool(client, queue="ops")], ScriptedModel([ASK, FINISH]), executor_timeout=0.2)
+    steps: list[Any] = []
+    following = asyncio.create_task(_collect(streamed.arun("clean up", stream=True), steps))
+    await decide_after(client, 1.0)
+    await asyncio.wait_for(following, 5)
+    assert [type(s).__name__ for s in steps] == ["ActionStep", "ActionStep", "FinalAnswerStep"]
+    assert steps[0].error is None and steps[-1].output == "approved: delete /tmp/build"
+
+
+async def _collect(events: Any, into: list[Any]) -> None:
+    async for event in events:
+        into.append(event)
+
+
+async def test_a_run_past_its_time_limit_withdraws_its_requests_and_they_expire_by_then(
+    client: ApprovalClient,
+) -> None:
+    approval = HumanApprovalTool(client, queue="ops", timeout=3600)
+    model = ScriptedModel(
+        [tool_call_message(("human_approval", {"action": "first"}), ("human_approval", {"action": "second"}))]
+    )
+    agent = ToolCallingAgent([approval], model, run_timeout=1.0)
+    run = asyncio.create_task(agent.arun("two things", return_full_result=True))
+    asked = await pending_request(client)
+    assert asked.expires_at - asked.created_at <= 1.0  # reviewers see the run's limit, not the tool's hour
+    result = await asyncio.wait_for(run, 5)
+    assert result.state == "run_timeout"
+    ended = (await client.store.list_decided(limit=10)).items
+    assert {r.status.value for r in ended} <= {"withdrawn", "expired"} and len(ended) == 2
+    assert (await client.store.list_pending()).total == 0
+
+
+async def test_cancelling_a_run_withdraws_its_pending_request(client: ApprovalClient) -> None:
+    run = asyncio.create_task(code_agent(client).arun("clean up"))
+    request = await pending_request(client)
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    withdrawn = await client.get(request.id)
+    assert withdrawn.status.value == "withdrawn"
+    assert withdrawn.reason == "the agent stopped waiting: the code that asked was cancelled"
+
+
+async def test_reviewers_edits_must_fit_the_tools_inputs(client: ApprovalClient) -> None:
+    @tool
+    async def refund(order: str, amount: float, currency: str = "EUR") -> str:
+        """Refunds an order.
+
+        Args:
+            order: Order id.
+            amount: How much.
+            currency: ISO code.
+        """
+        return f"refunded {amount} {currency}"
+
+    model = ScriptedModel(
+        [
+            "```python\nr = refund(order='A-1', amount=10.0)\nprint(r)\n```",
+            "```python\nfinal_answer(r)\n```",
+        ]
+    )
+    run = asyncio.create_task(CodeAgent([require_approval(refund, client=client, queue="ops")], model).arun("go"))
+    request = await pending_request(client)
+    assert request.args_schema is not None and request.args_schema["required"] == ["order", "amount"]
+    with pytest.raises(InvalidRequest) as refused:
+        await client.store.approve(request.id, by="alice", edited_args={"amount": "lots", "currencyy": "EUR"})
+    fields = {d["field"] for d in refused.value.details}
+    assert fields == {"edited_args.amount", "edited_args.currencyy", "edited_args.order"}
+    assert (await client.get(request.id)).pending  # nothing written
+    await client.store.approve(request.id, by="alice", edited_args={"order": "A-1", "amount": 5, "currency": None})
+    assert await asyncio.wait_for(run, 5) == "refunded 5 None"
