@@ -22,7 +22,7 @@ from .asking import current_holder
 from .client import ApprovalClient
 from .models import Decision
 
-MIN_TIMEOUT = 1.0  # seconds: a request made as its run's time runs out still gets a valid deadline
+MIN_TIMEOUT = 0.01  # seconds: a request made as its run's time runs out still gets a valid deadline
 
 _default_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ApprovalClient] = weakref.WeakKeyDictionary()
 _default_client_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()

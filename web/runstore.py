@@ -23,9 +23,10 @@ from redis.exceptions import ResponseError
 from approvals import AlreadyDecided, ApprovalStore, Decision, RequestNotFound
 from approvals.errors import ApprovalError, InvalidRequest
 from approvals.models import Page
-from approvals.validation import encodable
+from approvals.validation import encodable, seconds
 
 GROUP = "workers"
+WORKER_ACTOR = "system:worker"
 MAX_TASK = 20_000
 MAX_STEP_TEXT = 20_000  # characters kept of each text field of a step
 
@@ -76,6 +77,8 @@ class Run:
     result: Any = None
     error: str | None = None
     cancelled_by: str | None = None
+    timeout: float | None = None  # seconds the whole run may take, waits for people included
+    deadline: float | None = None  # created_at + timeout: past it the run stops, failed
     waiting: bool = False  # running, with an approval request pending (read from the approvals, not stored)
 
     @property
@@ -99,6 +102,8 @@ class Run:
             result=json.loads(fields["result"]) if "result" in fields else None,
             error=fields.get("error"),
             cancelled_by=fields.get("cancelled_by"),
+            timeout=float(fields["timeout"]) if "timeout" in fields else None,
+            deadline=float(fields["deadline"]) if "deadline" in fields else None,
         )
 
 
@@ -155,9 +160,17 @@ class RunStore:
 
     # -- submitting and reading --------------------------------------------------------------------
 
-    async def submit(self, task: object, profile: str, *, submitted_by: str | None = None) -> Run:
+    async def submit(
+        self, task: object, profile: str, *, submitted_by: str | None = None, timeout: object = None
+    ) -> Run:
+        """Queue a run. `timeout` (seconds, counted from now) bounds all of it, waits for people included."""
         task = check_task(task)
-        run = Run(uuid.uuid4().hex, task, profile, RunStatus.QUEUED, time.time(), submitted_by)
+        limit = None if timeout is None else seconds(timeout, "timeout")
+        now = time.time()
+        deadline = None if limit is None else now + limit
+        run = Run(
+            uuid.uuid4().hex, task, profile, RunStatus.QUEUED, now, submitted_by, timeout=limit, deadline=deadline
+        )
         fields = {
             "id": run.id,
             "task": task,
@@ -165,6 +178,8 @@ class RunStore:
             "status": run.status.value,
             "created_at": repr(run.created_at),
         } | ({"submitted_by": submitted_by} if submitted_by else {})
+        if limit is not None and deadline is not None:
+            fields |= {"timeout": repr(limit), "deadline": repr(deadline)}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.run(run.id), mapping=fields)
             pipe.zadd(self.keys.runs, {run.id: run.created_at})
@@ -343,20 +358,41 @@ class RunStore:
         return run
 
     async def withdraw_approvals(self, run: Run) -> list[Decision]:
-        """Withdraw what a finished run still has pending, so reviewers are not asked about a run that ended.
+        """Close what a finished run still has pending, so reviewers are not asked about a run that ended:
+        cancelled in the name of whoever cancelled the run, else withdrawn by the system.
 
         Both the canceller and the worker that stops the run call this (whoever is first does it).
         """
-        if run.status is RunStatus.CANCELLED:
-            by, reason = run.cancelled_by or "system", "the run was cancelled"
-        else:
-            by, reason = "system:worker", "the run ended"
-        pending = await self.redis.zinter([self.keys.pending(), self.keys.run_requests(run.id)])
-        cancelled = []
-        for request_id in pending:
+        closed = []
+        for request_id in await self._pending_requests(run.id):
             with contextlib.suppress(AlreadyDecided, RequestNotFound):  # decided a moment ago: that stands
-                cancelled.append(await self.approvals.cancel(request_id, by=by, reason=reason))
-        return cancelled
+                if run.status is RunStatus.CANCELLED:
+                    by = run.cancelled_by or "system"
+                    closed.append(await self.approvals.cancel(request_id, by=by, reason="the run was cancelled"))
+                else:
+                    reason = f"the run ended ({run.status.value}) without waiting for it"
+                    closed.append(await self.approvals.withdraw(request_id, by=WORKER_ACTOR, reason=reason))
+        return closed
+
+    async def withdraw_passed(self, run_id: str, step: int) -> list[Decision]:
+        """Withdraw the run's pending requests asked at `step` or before: once a step has ended its run
+        waits for none of them. (A re-run that took another path leaves such requests behind.)"""
+        pending = await self._pending_requests(run_id)
+        if not pending:
+            return []
+        keys = [request.idempotency_key or "" for request in await self.approvals.get_many(pending)]
+        withdrawn = []
+        for request_id, key in zip(pending, keys, strict=True):
+            asked_at = key.split(":")[1] if key.startswith(f"{run_id}:") and key.count(":") >= 2 else ""
+            if asked_at.isdigit() and int(asked_at) <= step:
+                with contextlib.suppress(AlreadyDecided, RequestNotFound):
+                    reason = f"the run went past step {asked_at} without waiting for it (it took another path)"
+                    withdrawn.append(await self.approvals.withdraw(request_id, by=WORKER_ACTOR, reason=reason))
+        return withdrawn
+
+    async def _pending_requests(self, run_id: str) -> list[str]:
+        ids: list[str] = await self.redis.zinter([self.keys.pending(), self.keys.run_requests(run_id)])
+        return ids
 
     async def _change(
         self, run_id: str, status: RunStatus, fields: dict[str, str], *, attempt: int | None = None

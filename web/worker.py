@@ -19,9 +19,10 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from agent_runtime import ActionStep, PlanningStep
+from agent_runtime.agents import RunResult
 from approvals import ApprovalClient
+from approvals.asking import RunHolder, current_holder
 from approvals.tasks import BackgroundTasks
-from approvals.tool import approval_fence
 
 from .profiles import AgentFactory
 from .runfeed import RunFeed
@@ -61,6 +62,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._active: dict[str, str] = {}  # stream entry id -> run id
         self._running: dict[str, asyncio.Task[Any]] = {}  # run id -> the task running it
+        self._holders: dict[str, RunHolder] = {}  # run id -> what its approval requests know of its fate
         self._stopped: dict[str, bool] = {}  # run id -> acknowledge? (cancelled: yes; taken over: no)
         self._tasks = BackgroundTasks()
         self._stopping = asyncio.Event()
@@ -117,6 +119,8 @@ class Worker:
         """
         await self._tasks.wait(grace)
         left = list(self._active)
+        for holder in self._holders.values():
+            holder.keep_pending = True  # the next worker attaches to them: withdrawing would ask twice
         await self._tasks.aclose()
         if left:
             with contextlib.suppress(RedisError, OSError):
@@ -185,6 +189,8 @@ class Worker:
         task = self._running.get(run_id)
         if task is not None and run_id not in self._stopped:
             self._stopped[run_id] = acknowledge
+            if (holder := self._holders.get(run_id)) is not None:
+                holder.keep_pending = True  # whoever cancelled the run withdraws them, in their name
             task.cancel()
 
     # -- running -------------------------------------------------------------------------------
@@ -224,43 +230,55 @@ class Worker:
             return  # cancelled while queued, or finished by a worker that died before acknowledging
         if attempt > MAX_ATTEMPTS:
             await self._finish(run, attempt, RunStatus.FAILED, error=f"gave up after {MAX_ATTEMPTS} attempts")
-            return
-        await self._run_agent(run, attempt)
+        elif run.deadline is not None and run.deadline <= time.time():
+            error = f"its time limit ({_seconds(run.timeout)}) passed before a worker could finish it"
+            await self._finish(run, attempt, RunStatus.FAILED, error=error)
+        else:
+            await self._run_agent(run, attempt)
 
     async def _run_agent(self, run: Run, attempt: int) -> None:
         run_id = run.id
+        holder = RunHolder()
 
         def go_on_if(status: str) -> None:
             if status == "superseded":  # another worker took it over (we stalled): it is theirs now
                 self._stopped[run_id] = False
+                holder.keep_pending = True
                 raise RunStopped(run_id)
-            if status != RunStatus.RUNNING:  # cancelled meanwhile
+            if status != RunStatus.RUNNING:  # cancelled meanwhile: the canceller withdraws its requests
                 self._stopped[run_id] = True
+                holder.keep_pending = True
                 raise RunStopped(run_id)
 
         async def record(step: Any) -> None:
             go_on_if(await self.runs.add_step(run_id, attempt, _step_json(step)))
+            if isinstance(step, ActionStep):  # what this attempt no longer waits for, nobody does
+                await self.runs.withdraw_passed(run_id, step.step_number)
 
         async def fence() -> None:  # after each decision, before the agent acts on it
             go_on_if(await self.runs.holder_status(run_id, attempt))
 
-        token = approval_fence.set(fence)
+        holder.fence = fence
+        self._holders[run_id] = holder
+        token = current_holder.set(holder)
         try:
             agent = self.factory(self.client)
             agent.add_step_callback(record, ActionStep)
             agent.add_step_callback(record, PlanningStep)
-            result = await agent.arun(run.task, run_id=run_id)
+            timeout = None if run.deadline is None else max(0.001, run.deadline - time.time())
+            result = await agent.arun(run.task, run_id=run_id, return_full_result=True, run_timeout=timeout)
         except RunStopped:
             return
         except Exception as error:
             await self._finish(run, attempt, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
         else:
-            await self._finish(run, attempt, RunStatus.FINISHED, result=result)
+            await self._finish(run, attempt, *_ending(result, run, agent.max_steps))
         finally:
-            approval_fence.reset(token)
+            current_holder.reset(token)
+            self._holders.pop(run_id, None)
 
     async def _finish(
-        self, run: Run, attempt: int, status: RunStatus, *, result: Any = None, error: str | None = None
+        self, run: Run, attempt: int, status: RunStatus, result: Any = None, error: str | None = None
     ) -> None:
         """Record the end of this attempt, retrying while Redis is away (the run is done: it must not
         be lost for want of one write). Raises if Redis stays away, so the run is taken over."""
@@ -277,6 +295,20 @@ class Worker:
             self._stopped[run.id] = False  # another worker runs it now: its entry is theirs
         elif outcome == "ok":
             self.finished += 1
+
+
+def _ending(result: RunResult, run: Run, max_steps: int) -> tuple[RunStatus, Any, str | None]:
+    """(status, result, error): finished only with the agent's own final answer; else failed, saying why."""
+    if result.state == "success":
+        return RunStatus.FINISHED, result.output, None
+    if result.state == "run_timeout":
+        limit = _seconds(run.timeout)
+        return RunStatus.FAILED, None, f"the run reached its time limit ({limit}, waits for people included)"
+    return RunStatus.FAILED, result.output, f"the agent gave no final answer within its {max_steps} steps"
+
+
+def _seconds(value: float | None) -> str:
+    return "none" if value is None else f"{value:g} s"
 
 
 def _step_json(step: Any) -> dict[str, Any]:
