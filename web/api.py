@@ -40,8 +40,10 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     return data
 
 
-def _bad(error: InvalidRequest) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=str(error))
+def _bad(error: InvalidRequest) -> web.Response:
+    """400 naming the field at fault, and each problem when there are several (edited arguments)."""
+    body = {"status": 400, "message": str(error), "field": error.field, "errors": error.details}
+    return web.json_response({"error": body}, status=400)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -66,7 +68,7 @@ def _int_query(request: web.Request, name: str, default: int) -> int:
         raise web.HTTPBadRequest(text=f"{name} must be a whole number") from None
 
 
-FIELDS = {"action", "args", "queue", "timeout", "idempotency_key", "context", "agent_id", "run_id"}
+FIELDS = {"action", "args", "queue", "timeout", "idempotency_key", "context", "agent_id", "run_id", "args_schema"}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -92,9 +94,10 @@ async def create(request: web.Request) -> web.Response:
             requested_by=user.name,
             idempotency_key=body.get("idempotency_key"),
             context=body.get("context"),
+            args_schema=body.get("args_schema"),
         )
     except InvalidRequest as error:
-        raise _bad(error) from None
+        return _bad(error)
     except IdempotencyConflict as error:
         return web.json_response(
             {"error": {"status": 409, "message": str(error), "request_id": error.request_id}}, status=409
@@ -116,7 +119,7 @@ async def list_requests(request: web.Request) -> web.Response:
         else:
             raise web.HTTPBadRequest(text="status must be pending or decided")
     except InvalidRequest as error:
-        raise _bad(error) from None
+        return _bad(error)
     items = [request_json(r) for r in page.items]
     return web.json_response({"items": items, "total": page.total, "offset": page.offset, "limit": page.limit})
 
@@ -145,7 +148,7 @@ async def decide(request: web.Request) -> web.Response:
         else:
             raise web.HTTPBadRequest(text="outcome must be approve or reject (approve may carry edited_args)")
     except InvalidRequest as error:
-        raise _bad(error) from None
+        return _bad(error)
     except SelfDecisionForbidden as error:
         raise web.HTTPForbidden(text=str(error)) from None
     except AlreadyDecided as error:
@@ -164,7 +167,7 @@ async def cancel(request: web.Request) -> web.Response:
     try:
         decision = await _store(request).cancel(approval.id, by=user.name, reason=body.get("reason"))
     except InvalidRequest as error:
-        raise _bad(error) from None
+        return _bad(error)
     except AlreadyDecided as error:
         message = {"status": 409, "message": str(error), "decision": decision_json(error.decision)}
         return web.json_response({"error": message}, status=409)
@@ -204,6 +207,8 @@ async def queues(request: web.Request) -> web.Response:
                 "time_to_decision_p50": s.p50 if s else None,
                 "time_to_decision_p95": s.p95 if s else None,
                 "expired_last_hour": s.expired if s else 0,
+                "cancelled_last_hour": s.cancelled if s else 0,
+                "withdrawn_last_hour": s.withdrawn if s else 0,
             }
         )
     return web.json_response({"queues": items})
@@ -217,5 +222,5 @@ async def audit(request: web.Request) -> web.Response:
             before=request.query.get("before"), after=request.query.get("after"), limit=limit
         )
     except InvalidRequest as error:
-        raise _bad(error) from None
+        return _bad(error)
     return web.json_response({"events": [dataclasses.asdict(e) for e in page.events], "next_cursor": page.next_cursor})

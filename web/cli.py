@@ -102,9 +102,20 @@ def _web_settings(args: argparse.Namespace) -> WebSettings:
     return WebSettings.from_env(**overrides)
 
 
+# A caller who hangs up stops what it asked for: a /run-agent run stops (and withdraws the requests it
+# waited for), long polls and live streams end, instead of going on for nobody.
+HANDLER_CANCELLATION = True
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = _web_settings(args)
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=_announce(settings))
+    web.run_app(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        print=_announce(settings),
+        handler_cancellation=HANDLER_CANCELLATION,
+    )
     return 0
 
 
@@ -115,7 +126,9 @@ def _demo(args: argparse.Namespace) -> int:
     app.on_startup.append(lambda app: _demo_user(app, password))
     app.cleanup_ctx.append(_demo_agents)
     print(f"Sign in as user 'demo' with password '{password}'.")
-    web.run_app(app, host=args.host, port=args.port, print=_announce(settings))
+    web.run_app(
+        app, host=args.host, port=args.port, print=_announce(settings), handler_cancellation=HANDLER_CANCELLATION
+    )
     return 0
 
 

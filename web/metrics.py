@@ -14,6 +14,8 @@ from approvals.stats import decision_stats
 
 from . import appkeys
 
+DECISIONS = ("approved", "rejected")
+
 
 def _labels(**labels: str) -> str:
     inner = ",".join(
@@ -36,9 +38,10 @@ async def metrics(request: web.Request) -> web.Response:
     store = client.store
     out = _Text()
     try:
-        queues, counts, stats, processes, runs = await asyncio.gather(
+        queues, counts, reviewer_counts, stats, processes, runs = await asyncio.gather(
             store.queue_stats(),
             store.counts(),
+            store.reviewer_counts(),
             decision_stats(store),
             live_processes(store),
             request.app[appkeys.RUNS].counts(),
@@ -59,17 +62,43 @@ async def metrics(request: web.Request) -> web.Response:
         "Age of the oldest pending request per queue.",
         [(_labels(queue=q.queue), q.oldest_age) for q in queues],
     )
-    created = [(_labels(queue=q), n) for (q, event), n in sorted(counts.items()) if event == "created"]
-    decided = [(_labels(queue=q, outcome=e), n) for (q, e), n in sorted(counts.items()) if e != "created"]
-    out.metric("approvals_requests_created_total", "counter", "Requests created.", created)
-    out.metric("approvals_decisions_total", "counter", "Requests decided, by outcome (expired included).", decided)
+
+    def by_queue(event: str) -> list[tuple[str, float]]:
+        return [(_labels(queue=q), n) for (q, e), n in sorted(counts.items()) if e == event]
+
+    decided = [(_labels(queue=q, outcome=e), n) for (q, e), n in sorted(counts.items()) if e in DECISIONS]
+    out.metric("approvals_requests_created_total", "counter", "Requests created.", by_queue("created"))
+    out.metric(
+        "approvals_decisions_total", "counter", "Reviewers' decisions, by outcome (approved, rejected).", decided
+    )
+    out.metric(
+        "approvals_reviewer_decisions_total",
+        "counter",
+        "Decisions per reviewer, by outcome.",
+        [(_labels(reviewer=r, outcome=e), n) for (r, e), n in sorted(reviewer_counts.items())],
+    )
+    out.metric(
+        "approvals_expired_total", "counter", "Requests nobody decided before their deadline.", by_queue("expired")
+    )
+    out.metric("approvals_cancelled_total", "counter", "Requests cancelled by a person.", by_queue("cancelled"))
+    out.metric(
+        "approvals_withdrawn_total",
+        "counter",
+        "Requests withdrawn because their asker stopped waiting (cancelled, failed, timed out, superseded).",
+        by_queue("withdrawn"),
+    )
     quantiles = [
         (_labels(queue=s.queue, quantile=q), value)
         for s in stats
         for q, value in (("0.5", s.p50), ("0.95", s.p95))
         if value is not None
     ]
-    out.metric("approvals_time_to_decision_seconds", "summary", "Request to decision, over the last hour.", quantiles)
+    out.metric(
+        "approvals_time_to_decision_seconds",
+        "summary",
+        "Request to a reviewer's decision, over the last hour.",
+        quantiles,
+    )
     waiting = [(_labels(process=p.process_id, role=p.role), p.waiting) for p in processes]
     out.metric("approvals_waiting_coroutines", "gauge", "Coroutines waiting for a decision, per process.", waiting)
     out.metric(

@@ -26,7 +26,18 @@ _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"
 _REQUEST = {"$ref": "#/components/schemas/ApprovalRequest"}
 _DECISION = {"$ref": "#/components/schemas/Decision"}
 _RUN = {"$ref": "#/components/schemas/Run"}
-_TASK = {"type": "object", "required": ["task"], "properties": {"task": {"type": "string", "maxLength": 20_000}}}
+_TASK = {
+    "type": "object",
+    "required": ["task"],
+    "properties": {
+        "task": {"type": "string", "maxLength": 20_000},
+        "timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Seconds the whole run may take, waits for people included (default: the server's)",
+        },
+    },
+}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -39,7 +50,19 @@ DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "error": {
                         "type": "object",
-                        "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "message": {"type": "string"},
+                            "field": {"type": "string", "description": "The input at fault (400)"},
+                            "errors": {
+                                "type": "array",
+                                "description": "One entry per input at fault, e.g. edited_args.amount (400)",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                                },
+                            },
+                        },
                     }
                 },
             },
@@ -56,6 +79,10 @@ DOCUMENT: dict[str, Any] = {
                     "context": {"type": "object"},
                     "agent_id": {"type": "string"},
                     "run_id": {"type": "string"},
+                    "args_schema": {
+                        "type": "object",
+                        "description": "JSON Schema the args and a reviewer's edits must fit (no pattern, no $ref)",
+                    },
                 },
             },
             "ApprovalRequest": {
@@ -79,6 +106,7 @@ DOCUMENT: dict[str, Any] = {
                         "edited_args": ["object", "null"],
                         "idempotency_key": ["string", "null"],
                         "context": "object",
+                        "args_schema": ["object", "null"],
                     }.items()
                 },
             },
@@ -86,7 +114,10 @@ DOCUMENT: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "request_id": {"type": "string"},
-                    "status": {"enum": ["approved", "rejected", "expired", "cancelled"]},
+                    "status": {
+                        "enum": ["approved", "rejected", "expired", "cancelled", "withdrawn"],
+                        "description": "approved, rejected: reviewers' decisions; withdrawn: the asker stopped waiting",
+                    },
                     "approved": {"type": "boolean"},
                     "decided_by": {"type": "string"},
                     "decided_at": {"type": "number"},
@@ -116,6 +147,8 @@ DOCUMENT: dict[str, Any] = {
                     "result": {"description": "The final answer, once finished"},
                     "error": {"type": ["string", "null"]},
                     "cancelled_by": {"type": ["string", "null"]},
+                    "timeout": {"type": ["number", "null"], "description": "The run's time limit, waits included"},
+                    "deadline": {"type": ["number", "null"]},
                 },
             },
             "DecisionInput": {

@@ -14,7 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from approvals import AlreadyDecided, ApprovalClient, ApprovalRequest, InvalidRequest, RequestNotFound
+from approvals import (
+    AlreadyDecided,
+    ApprovalClient,
+    ApprovalRequest,
+    InvalidRequest,
+    RequestNotFound,
+    SelfDecisionForbidden,
+)
 from approvals.heartbeat import live_processes
 from approvals.stats import decision_stats
 
@@ -44,6 +51,12 @@ def add_commands(commands: Any) -> None:
         decide.add_argument("id")
         decide.add_argument("--as", dest="reviewer", required=True, help="the user deciding (must be allowed to)")
         decide.add_argument("--reason", required=name == "reject")
+        if name == "approve":
+            decide.add_argument(
+                "--edited-args",
+                metavar="JSON",
+                help="approve with these arguments instead (a JSON object; it must fit the action's inputs)",
+            )
         decide.set_defaults(run=lambda a, outcome=name: _run(_decide, a, outcome))
 
 
@@ -61,13 +74,16 @@ async def _status(client: ApprovalClient, args: argparse.Namespace) -> int:
     queues, stats, processes = await asyncio.gather(store.queue_stats(), decision_stats(store), live_processes(store))
     by_queue = {s.queue: s for s in stats}
     print(f"Redis: {store.settings.display_url}")
-    print(f"\n{'queue':20} {'pending':>8} {'oldest':>8} {'per min':>8} {'p50':>8} {'p95':>8} {'expired':>8}")
+    print("\nqueues (decisions: reviewers' approvals and rejections; the rest over the last hour)")
+    header = ("queue", "pending", "oldest", "per min", "p50", "p95", "expired", "cancel'd", "withdrawn")
+    print(f"{header[0]:20} " + " ".join(f"{h:>9}" for h in header[1:]))
     for q in queues:
         s = by_queue.get(q.queue)
-        p50, p95 = (age(s.p50), age(s.p95)) if s else ("-", "-")
+        p50, p95 = (age(s.p50), age(s.p95)) if s and s.p50 is not None and s.p95 is not None else ("-", "-")
+        rest = (s.expired, s.cancelled, s.withdrawn) if s else (0, 0, 0)
         print(
-            f"{q.queue:20} {q.depth:>8} {age(q.oldest_age) if q.depth else '-':>8} "
-            f"{s.per_minute if s else 0:>8.1f} {p50:>8} {p95:>8} {s.expired if s else 0:>8}"
+            f"{q.queue:20} {q.depth:>9} {age(q.oldest_age) if q.depth else '-':>9} "
+            f"{s.per_minute if s else 0:>9.1f} {p50:>9} {p95:>9} " + " ".join(f"{n:>9}" for n in rest)
         )
     print(f"\n{'process':48} {'role':12} {'waiting':>8}")
     for p in processes:
@@ -134,11 +150,24 @@ async def _decide(client: ApprovalClient, args: argparse.Namespace, outcome: str
         return 1
     try:
         if outcome == "approve":
-            decision = await client.store.approve(request.id, by=reviewer.name, reason=args.reason)
+            edited = _edited_args(args.edited_args)
+            decision = await client.store.approve(request.id, by=reviewer.name, reason=args.reason, edited_args=edited)
         else:
             decision = await client.store.reject(request.id, by=reviewer.name, reason=args.reason)
     except AlreadyDecided as error:
         print(f"error: {error}", file=sys.stderr)
         return ALREADY_DECIDED
-    print(f"{decision.status.value} by {decision.decided_by}")
+    except (InvalidRequest, SelfDecisionForbidden) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{decision.status.value}{' with edits' if decision.edited else ''} by {decision.decided_by}")
     return 0
+
+
+def _edited_args(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("--edited-args", "must be a JSON object, such as '{\"amount\": 5}'") from None

@@ -21,13 +21,15 @@ from approvals import (
     AlreadyDecided,
     ApprovalRequest,
     ApprovalStore,
+    Decision,
     InvalidRequest,
     RequestNotFound,
     SelfDecisionForbidden,
+    Status,
 )
 from approvals import validation as check
 from approvals.heartbeat import live_processes
-from approvals.stats import decision_stats
+from approvals.stats import recent_stats
 
 from . import appkeys
 from .auth import SESSION_COOKIE, check_csrf, current_user, require_user, set_session_cookie
@@ -126,6 +128,7 @@ def _request_context(request: web.Request, approval: ApprovalRequest, **extra: A
         "reason": "",
         "run": None,
         "run_steps": [],
+        "confirm_edits": False,
         **extra,
     }
 
@@ -173,7 +176,10 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
     if not can_decide(user, approval):
         if approval.pending:
             return again(403, "You may not decide this request: it is your own, or not in a queue you review")
-        return again(409, "This request was already decided")
+        return again(409, _already(approval.decision()))
+    if outcome == "approve" and _edited(approval, edited_text):
+        # Never drop edits silently: a plain Approve with changed arguments asks which was meant.
+        return again(200, "", confirm_edits=True)
     try:
         edited = _parse_edit(edited_text) if outcome in ("edit", "preview") else None
         if outcome == "preview":
@@ -183,20 +189,37 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
         return again(400, str(error))
     except AlreadyDecided as error:
         approval = await _load(request)
-        winner = error.decision
-        at = time.strftime("%H:%M:%S", time.gmtime(winner.decided_at))
-        return again(409, f"Already {winner.status.value} by {winner.decided_by} at {at} UTC")
+        return again(409, _already(error.decision))
     except SelfDecisionForbidden:
         return again(403, "You made this request, so someone else must decide it")
     target = "/queue" if _text(form.get("next")) == "queue" else f"/requests/{approval.id}"
     raise web.HTTPSeeOther(f"{target}?done={decision.status.value}")
 
 
+def _already(decision: Decision | None) -> str:
+    if decision is None:
+        return "This request was already decided"
+    at = time.strftime("%H:%M:%S", time.gmtime(decision.decided_at))
+    if decision.status is Status.WITHDRAWN:
+        return f"Withdrawn at {at} UTC: {decision.reason}. Nobody waits for it any more, so it cannot be decided"
+    return f"Already {decision.status.value} by {decision.decided_by} at {at} UTC"
+
+
+def _edited(approval: ApprovalRequest, edited_text: str | None) -> bool:
+    """Whether the form's arguments differ from the ones asked for (unreadable JSON counts as an edit)."""
+    if edited_text is None or not edited_text.strip():
+        return False
+    try:
+        return bool(parse_json(edited_text) != approval.args)
+    except ValueError:
+        return True
+
+
 async def _decide(
     request: web.Request, approval: ApprovalRequest, user: User, outcome: str | None, reason: str | None, edited: Any
 ) -> Any:
     store = _store(request)
-    if outcome == "approve":
+    if outcome in ("approve", "approve_as_asked"):
         return await store.approve(approval.id, by=user.name, reason=reason)
     if outcome == "edit":
         return await store.approve(approval.id, by=user.name, edited_args=edited, reason=reason)
@@ -222,12 +245,25 @@ def _text(value: object) -> str | None:
 # -- history ---------------------------------------------------------------------------------------
 
 
+# What the history page's Outcome filter offers: people's decisions (the default), everything, or one ending.
+OUTCOMES = {
+    "decisions": "reviewers' decisions",
+    "all": "everything",
+    **{status.value: status.value for status in Status if status.final},
+}
+
+
 async def history_page(request: web.Request) -> web.Response:
     require_user(request)
     queue, page = _queue_filter(request), _page_number(request)
     filters = {name: (request.query.get(name) or "").strip().lower() for name in ("action", "agent", "reviewer")}
+    outcome = request.query.get("outcome") or "decisions"
+    if outcome not in OUTCOMES:
+        raise web.HTTPBadRequest(text=f"outcome must be one of {', '.join(OUTCOMES)}")
     size = request.app[appkeys.SETTINGS].page_size
-    matches = await _search_history(request, queue, filters, needed=page * size)
+    matches = await _search_history(request, queue, filters, outcome, needed=page * size)
+    query = {k: v for k, v in filters.items() if v} | ({"queue": queue} if queue else {})
+    query |= {"outcome": outcome} if outcome != "decisions" else {}
     return render(
         request,
         "history.html",
@@ -237,27 +273,33 @@ async def history_page(request: web.Request) -> web.Response:
             "has_more": len(matches) > page * size,
             "queue": queue,
             "filters": filters,
-            "base_query": urlencode({**{k: v for k, v in filters.items() if v}, **({"queue": queue} if queue else {})}),
+            "outcome": outcome,
+            "outcomes": OUTCOMES,
+            "base_query": urlencode(query),
             "queues": await _store(request).queue_stats(),
         },
     )
 
 
 async def _search_history(
-    request: web.Request, queue: str | None, filters: dict[str, str], needed: int
+    request: web.Request, queue: str | None, filters: dict[str, str], outcome: str, needed: int
 ) -> list[ApprovalRequest]:
     store, offset = _store(request), 0
     matches: list[ApprovalRequest] = []
     while len(matches) <= needed and offset < HISTORY_SCAN:
         page = await store.list_decided(queue, offset=offset, limit=200)
-        matches += [r for r in page.items if _matches(r, filters)]
+        matches += [r for r in page.items if _matches(r, filters, outcome)]
         offset += 200
         if not page.has_more:
             break
     return matches
 
 
-def _matches(approval: ApprovalRequest, filters: dict[str, str]) -> bool:
+def _matches(approval: ApprovalRequest, filters: dict[str, str], outcome: str) -> bool:
+    if outcome == "decisions" and not approval.status.by_reviewer:
+        return False
+    if outcome not in ("decisions", "all") and approval.status.value != outcome:
+        return False
     fields = {
         "action": approval.action,
         "agent": f"{approval.agent_id or ''} {approval.requested_by or ''}",
@@ -272,13 +314,14 @@ def _matches(approval: ApprovalRequest, filters: dict[str, str]) -> bool:
 async def ops_page(request: web.Request) -> web.Response:
     require_user(request)
     store = _store(request)
-    queues, stats, processes, runs = await asyncio.gather(
-        store.queue_stats(), decision_stats(store), live_processes(store), request.app[appkeys.RUNS].counts()
+    queues, (stats, reviewers), processes, runs = await asyncio.gather(
+        store.queue_stats(), recent_stats(store), live_processes(store), request.app[appkeys.RUNS].counts()
     )
     return render(
         request,
         "ops.html",
         {
+            "reviewers": reviewers,
             "runs": runs,
             "workers": [p for p in processes if "worker" in p.details],
             "queues": queues,

@@ -17,6 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from approvals import ApprovalRequest, InvalidRequest
+from approvals.validation import seconds
 
 from . import appkeys
 from .auth import check_csrf, require_user
@@ -31,21 +32,26 @@ from .users import Role, User
 
 
 async def run_agent(request: web.Request) -> web.Response:
-    """`{"task": "..."}` -> `{"result": ...}` when the run ends, as in the smolagents async guide.
+    """`{"task": "...", "timeout": 600}` -> `{"result": ..., "state": ...}` when the run ends, as in the
+    smolagents async guide. `state` is "success" only for the agent's own final answer.
 
     Each request gets a fresh agent, so concurrent runs never share memory; while the agent waits for
-    a person's approval, this request simply waits too (a coroutine, no thread).
+    a person's approval, this request simply waits too (a coroutine, no thread). A caller that hangs
+    up stops the run, and the requests it was waiting for are withdrawn.
     """
     require_user(request)
     body = await read_json_object(request)
     check_csrf(request, request.headers.get("X-CSRF-Token"))
+    settings = request.app[appkeys.SETTINGS]
     try:
         task = check_task(body.get("task"))
+        timeout = body.get("timeout", settings.run_timeout)
+        limit = None if timeout is None else seconds(timeout, "timeout")
     except InvalidRequest as error:
         raise web.HTTPBadRequest(text=str(error)) from None
     agent = request.app[appkeys.AGENT_FACTORY](request.app[appkeys.RUNS_CLIENT])
-    result = await agent.arun(task)
-    return web.json_response({"result": _json_safe(result)})
+    result = await agent.arun(task, return_full_result=True, run_timeout=limit)
+    return web.json_response({"result": _json_safe(result.output), "state": result.state})
 
 
 def _json_safe(value: Any) -> Any:
@@ -64,14 +70,16 @@ async def submit_run(request: web.Request) -> web.Response:
     user = require_user(request)
     body = await read_json_object(request)
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    run = await _submit(request, user, body.get("task", ""))
+    run = await _submit(request, user, body.get("task", ""), body.get("timeout"))
     return web.json_response(run_json(run), status=202, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
-async def _submit(request: web.Request, user: User, task: object) -> Run:
-    profile = request.app[appkeys.SETTINGS].agent_profile
+async def _submit(request: web.Request, user: User, task: object, timeout: object = None) -> Run:
+    settings = request.app[appkeys.SETTINGS]
+    limit = settings.run_timeout if timeout is None else timeout
+    runs = request.app[appkeys.RUNS]
     try:
-        return await request.app[appkeys.RUNS].submit(task, profile, submitted_by=user.name)
+        return await runs.submit(task, settings.agent_profile, submitted_by=user.name, timeout=limit)
     except InvalidRequest as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 

@@ -25,12 +25,15 @@ class WebSettings:
     page_size: int = 50
     agent_profile: str = "demo"  # what POST /run-agent runs: a built-in profile or 'module:function'
     in_process_worker: bool | None = None  # run queued runs in this process too; None: only when embedded
+    run_timeout: float | None = None  # default time limit of a queued run, waits for people included
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise InvalidSettings("port", "must be between 1 and 65535")
         if self.max_wait <= 0 or self.session_ttl <= 0:
             raise InvalidSettings("max_wait", "timeouts must be positive")
+        if self.run_timeout is not None and not 0 < self.run_timeout <= 365 * 86400:
+            raise InvalidSettings("run_timeout", "must be a positive number of seconds, at most a year")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> WebSettings:
@@ -39,4 +42,9 @@ class WebSettings:
         values: dict[str, Any] = {"approvals": Settings.from_env(environ), "secure_cookies": secure}
         if profile := environ.get("APPROVALS_AGENT", "").strip():
             values["agent_profile"] = profile
+        if limit := environ.get("APPROVALS_RUN_TIMEOUT", "").strip():
+            try:
+                values["run_timeout"] = float(limit)
+            except ValueError:
+                raise InvalidSettings("APPROVALS_RUN_TIMEOUT", f"{limit!r} is not a number of seconds") from None
         return cls(**(values | overrides))

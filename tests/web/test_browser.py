@@ -125,3 +125,38 @@ async def test_a_run_page_follows_the_run_live(browser: Browser, settings: Setti
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
         await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_editing_the_arguments_turns_approve_into_approve_with_edits(
+    server: tuple[str, web.Application], browser: Browser, settings: Settings
+) -> None:
+    url, app = server
+    store = app[appkeys.CLIENT].store
+    schema = {
+        "type": "object",
+        "properties": {"order": {"type": "string"}, "amount": {"type": "number"}},
+        "required": ["order", "amount"],
+        "additionalProperties": False,
+    }
+    request = await store.create("refund", {"order": "A-1", "amount": 130}, queue="payments", args_schema=schema)
+    page = await signed_in(browser, f"{url}/requests/{request.id}", height=1000)
+    approve = page.locator("#approve-button")
+    assert (await approve.inner_text(), await page.locator("#edit-button").is_visible()) == ("Approve", False)
+
+    await page.fill("#edited-args", '{"order": "A-1", "amount": "lots"}')
+    assert await approve.inner_text() == "Approve with edits"
+    await approve.click()
+    await page.wait_for_selector("text=amount: must be of type number")  # refused, field by field
+    assert (await store.get(request.id)).pending
+
+    await page.fill("#edited-args", '{"amount": 130, "order": "A-1"}')  # back to the ask, in another order
+    assert await page.locator("#approve-button").inner_text() == "Approve"
+    await page.fill("#edited-args", '{"order": "A-1", "amount": 100}')
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "edit.png"), full_page=True)
+    await page.locator("#approve-button").click()
+    await page.wait_for_selector("text=Request approved.")
+    stored = await store.get(request.id)
+    assert (stored.status, stored.edited_args) == (Status.APPROVED, {"order": "A-1", "amount": 100})
+    await page.close()

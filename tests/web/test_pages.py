@@ -105,7 +105,7 @@ async def test_second_decision_by_form_says_who_was_faster(site: Site) -> None:
         f"/requests/{request.id}/decide", data={"csrf_token": csrf, "outcome": "reject", "reason": "x"}
     )
     assert response.status == 409
-    assert "already decided" in (await response.text()).lower()
+    assert "already approved by root at" in (await response.text()).lower()
 
 
 async def test_reviewers_are_limited_to_their_queues_and_not_their_own_requests(site: Site) -> None:

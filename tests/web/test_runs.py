@@ -27,7 +27,36 @@ async def test_run_agent_waits_for_approval_and_returns_the_result(site: Site) -
     await site.store.approve(request.id, by="root")
     response = await asyncio.wait_for(running, 10)
     assert response.status == 200
-    assert await response.json() == {"result": "approved: Carry out: rotate the API keys"}
+    assert await response.json() == {"result": "approved: Carry out: rotate the API keys", "state": "success"}
+
+
+async def test_run_agent_stops_at_its_time_limit_and_withdraws_what_it_waited_for(site: Site) -> None:
+    response = await site.client.post(
+        "/run-agent", json={"task": "rotate the API keys", "timeout": 0.5}, headers=site.bearer("bot")
+    )
+    assert await response.json() == {"result": None, "state": "run_timeout"}
+    [request] = (await site.store.list_decided(limit=5)).items
+    assert request.status.value in ("withdrawn", "expired")  # its deadline was the run's: whichever came first
+    assert (await site.store.list_pending()).total == 0
+    bad = await site.client.post("/run-agent", json={"task": "x", "timeout": -1}, headers=site.bearer("bot"))
+    assert bad.status == 400 and "timeout" in (await bad.json())["error"]["message"]
+
+
+async def test_a_caller_hanging_up_withdraws_the_request_the_run_waited_for(site: Site) -> None:
+    running = asyncio.create_task(
+        site.client.post("/run-agent", json={"task": "rotate the API keys"}, headers=site.bearer("bot"))
+    )
+    for _ in range(500):
+        if (page := await site.store.list_pending()).items:
+            break
+        await asyncio.sleep(0.01)
+    running.cancel()  # the HTTP client goes away: the server cancels the handler, and the run with it
+    await asyncio.gather(running, return_exceptions=True)
+    for _ in range(500):
+        if (await site.store.get(page.items[0].id)).status.value == "withdrawn":
+            break
+        await asyncio.sleep(0.01)
+    assert (await site.store.get(page.items[0].id)).status.value == "withdrawn"
 
 
 async def test_bad_run_requests_are_400(site: Site) -> None:
