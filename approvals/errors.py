@@ -48,10 +48,17 @@ class AlreadyDecided(ApprovalError):
     """Someone else decided first (or the request expired); `decision` is the one that stands."""
 
     def __init__(self, decision: Decision) -> None:
-        super().__init__(
-            f"request {decision.request_id} was already {decision.status.value}"
-            f" by {decision.decided_by} at {decision.decided_at:.3f}"
-        )
+        if decision.status.value == "withdrawn":
+            message = (
+                f"request {decision.request_id} was withdrawn at {decision.decided_at:.3f} ({decision.reason}); "
+                "nobody waits for it any more, so it cannot be decided"
+            )
+        else:
+            message = (
+                f"request {decision.request_id} was already {decision.status.value}"
+                f" by {decision.decided_by} at {decision.decided_at:.3f}"
+            )
+        super().__init__(message)
         self.decision = decision
 
 
