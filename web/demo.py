@@ -93,17 +93,20 @@ def demo_model(call: str) -> ScriptedModel:
 
 
 async def ask_once(client: ApprovalClient, name: str, timeout: float) -> str:
-    """One demo agent run; returns its final answer."""
+    """One demo agent run; returns its final answer (or why it has none)."""
     queue, risky, call = random.choice(TASKS)
     if risky is None:
         tools: list[Tool] = [HumanApprovalTool(client, queue=queue, timeout=timeout)]
     else:
         tools = [require_approval(risky, client=client, queue=queue, timeout=timeout)]
     agent = CodeAgent(tools, demo_model(call), name=name)
-    print(f"{name:>8} asks    {call} on queue {queue!r}")
-    answer = str(await agent.arun(f"Carry out: {call}"))
-    print(f"{name:>8} resumes {answer}")
-    return answer
+    print(f"{name:>8} asks    {call} on queue {queue!r} (reviewers have {timeout / 60:g} min)", flush=True)
+    result = await agent.arun(f"Carry out: {call}", return_full_result=True)
+    if result.state == "success":
+        print(f"{name:>8} resumes: {result.output}", flush=True)
+        return str(result.output)
+    print(f"{name:>8} gave up ({result.state})", flush=True)
+    return f"no final answer ({result.state})"
 
 
 async def agent(client: ApprovalClient, name: str, until: float) -> None:
@@ -127,10 +130,16 @@ RUN_TASKS = [
 ]
 
 
+MAX_ACTIVE_RUNS = 3  # the demo queues no more runs while this many are queued or running
+
+
 async def run_submitter(runs: RunStore, profile: str) -> None:
-    """For `approvals demo`: queue an agent run now and then, so the Runs page has something to follow."""
+    """For `approvals demo`: queue an agent run now and then, so the Runs page has something to follow,
+    without piling up runs that nobody decides on while the demo is left alone."""
     while True:
-        await runs.submit(random.choice(RUN_TASKS), profile, submitted_by="demo-agents")
+        counts = await runs.counts()
+        if counts["queued"] + counts["running"] < MAX_ACTIVE_RUNS:
+            await runs.submit(random.choice(RUN_TASKS), profile, submitted_by="demo-agents", timeout=3600)
         await asyncio.sleep(random.uniform(15, 40))
 
 

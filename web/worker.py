@@ -252,7 +252,7 @@ class Worker:
 
         async def record(step: Any) -> None:
             go_on_if(await self.runs.add_step(run_id, attempt, _step_json(step)))
-            if isinstance(step, ActionStep):  # what this attempt no longer waits for, nobody does
+            if attempt > 1 and isinstance(step, ActionStep):  # what a re-run passed by, nobody waits for
                 await self.runs.withdraw_passed(run_id, step.step_number)
 
         async def fence() -> None:  # after each decision, before the agent acts on it
