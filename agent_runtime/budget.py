@@ -27,6 +27,7 @@ class Deadline:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.paused_for = 0.0  # seconds of waiting for people taken off so far
+        self.epoch = 0  # which start() the current clock belongs to
         self._pauses = 0
         self._paused_at = 0.0
         self._timeout: asyncio.Timeout | None = None
@@ -34,7 +35,10 @@ class Deadline:
         self._lock = threading.Lock()  # a sync tool may wait for a person from a worker thread
 
     def start(self) -> None:
+        """Start the clock afresh (each code action). Waits begun before belong to an older epoch:
+        a tool thread still waiting from a cancelled action can no longer pause or resume this one."""
         with self._lock:
+            self.epoch += 1
             self.at = time.monotonic() + self.seconds
             self.paused_for, self._pauses = 0.0, 0
 
@@ -54,15 +58,20 @@ class Deadline:
         self._loop = asyncio.get_running_loop() if timeout is not None else None
         self._reschedule()
 
-    def pause(self) -> None:
+    def pause(self, epoch: int) -> None:
+        """Stop the clock, for a wait that began under `epoch`; a wait of an earlier action changes nothing."""
         with self._lock:
+            if epoch != self.epoch:
+                return
             self._pauses += 1
             if self._pauses == 1:
                 self._paused_at = time.monotonic()
         self._reschedule()
 
-    def resume(self) -> None:
+    def resume(self, epoch: int) -> None:
         with self._lock:
+            if epoch != self.epoch or self._pauses == 0:
+                return  # a wait of an earlier action, ending late: this clock was started afresh since
             self._pauses -= 1
             if self._pauses == 0:
                 waited = time.monotonic() - self._paused_at
@@ -90,13 +99,17 @@ class Deadline:
         timeout.reschedule(None if remaining == float("inf") else loop.time() + remaining)
 
 
-_running: contextvars.ContextVar[tuple[Deadline, ...]] = contextvars.ContextVar("running_budgets", default=())
+# The running deadlines, each with the epoch it was started in: what a wait in this context may pause.
+_running: contextvars.ContextVar[tuple[tuple[Deadline, int], ...]] = contextvars.ContextVar(
+    "running_budgets", default=()
+)
 
 
 @contextlib.contextmanager
 def counting(deadline: Deadline) -> Iterator[Deadline]:
-    """Register `deadline` as running in this context (and the tasks it starts) for the block."""
-    token = _running.set((*_running.get(), deadline))
+    """Register `deadline`, as started now, as running in this context (and the tasks and tool threads
+    it starts) for the block."""
+    token = _running.set((*_running.get(), (deadline, deadline.epoch)))
     try:
         yield deadline
     finally:
@@ -112,11 +125,11 @@ def waiting_for_person() -> Iterator[None]:
 
     `ApprovalClient.wait` and `request_approval` do this themselves.
     """
-    deadlines = _running.get()
-    for deadline in deadlines:
-        deadline.pause()
+    running = _running.get()
+    for deadline, epoch in running:
+        deadline.pause(epoch)
     try:
         yield
     finally:
-        for deadline in deadlines:
-            deadline.resume()
+        for deadline, epoch in running:
+            deadline.resume(epoch)

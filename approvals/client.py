@@ -6,8 +6,7 @@ number of waiters) and its background tasks; use one per process, inside `async 
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,19 +14,15 @@ from redis.exceptions import RedisError
 
 from agent_runtime.budget import waiting_for_person
 
-from .asking import withdrawal_reason
+from .asking import Asking
 from .connections import command_client, pubsub_client
-from .errors import AlreadyDecided, ClientClosed, RequestNotFound, StoreUnavailable
+from .errors import ApprovalError, ClientClosed, StoreUnavailable
 from .expiry import ExpirySweeper
 from .heartbeat import Heartbeat
 from .models import ApprovalRequest, Decision
 from .settings import Settings
 from .store import ApprovalStore
 from .waiting import DecisionWaiter
-
-log = logging.getLogger("approvals.client")
-
-WITHDRAW_GRACE = 5.0  # seconds closing waits for the requests its waiters stopped waiting for to be withdrawn
 
 
 class ApprovalClient:
@@ -54,7 +49,7 @@ class ApprovalClient:
         self._waiter: DecisionWaiter | None = None
         self._sweeper: ExpirySweeper | None = None
         self._heartbeat: Heartbeat | None = None
-        self._asking: set[asyncio.Future[None]] = set()  # request_approval calls between create and return
+        self._asking = Asking()  # request_approval calls in progress, and the withdrawals they started
 
     async def __aenter__(self) -> ApprovalClient:
         await self.start()
@@ -91,8 +86,7 @@ class ApprovalClient:
             await self._sweeper.aclose()
         if self._waiter is not None:
             await self._waiter.aclose()  # every wait ends (ClientClosed) ...
-        if self._asking:  # ... and withdraws its request while the store is still open
-            await asyncio.wait(self._asking, timeout=WITHDRAW_GRACE)
+        await self._asking.settle()  # ... and withdraws its request while the store is still open
         if self._store is not None:
             await self._store.redis.aclose()
         self._store = self._waiter = self._sweeper = self._heartbeat = None
@@ -139,6 +133,7 @@ class ApprovalClient:
         run_id: str | None = None,
         args_schema: Mapping[str, Any] | None = None,
         supersede: bool = False,
+        requested_by: str | None = None,
     ) -> Decision:
         """Ask, then wait for the decision. `timeout` is how long reviewers have; past it, a denial.
 
@@ -147,53 +142,37 @@ class ApprovalClient:
         caller is cancelled, or the client closes), the request is withdrawn at once, so nobody
         approves what will not be acted on; see `approvals.asking` for the one exception. The wait
         is not counted by an agent's code budget (it is a person's time, not the code's).
+        `requested_by` overrides the client's for this request (a worker asks for the run's submitter).
         """
-        request = await self.create(
-            action,
-            args,
-            queue=queue,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            context=context,
-            agent_id=agent_id,
-            run_id=run_id,
-            args_schema=args_schema,
-            supersede=supersede,
-        )
-        if (decision := request.decision()) is not None:
-            return decision
-        asking = asyncio.get_running_loop().create_future()
-        self._asking.add(asking)
-        try:
-            return await self.wait(request.id)
-        except BaseException as error:
-            if (reason := withdrawal_reason(error)) is not None:
-                await self._withdraw(request.id, reason)
-            raise
-        finally:
-            asking.set_result(None)
-            self._asking.discard(asking)
-
-    async def _withdraw(self, request_id: str, reason: str) -> None:
-        """Withdraw, even from a cancelled task: the withdrawal runs to its end whatever happens here."""
-        store = self._store
-        if store is None:
-            return
-
-        async def withdraw() -> None:
+        store, request_id = self.store, uuid.uuid4().hex  # known before it is written: a cancel mid-way finds it
+        with self._asking.in_progress():
             try:
-                await store.withdraw(request_id, reason=reason)
-            except (AlreadyDecided, RequestNotFound):
-                pass  # decided a moment ago: that decision stands
-            except (RedisError, OSError) as error:
-                log.warning("approvals: cannot withdraw request %s (%s); it expires at its deadline", request_id, error)
-
-        task = asyncio.ensure_future(withdraw())
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait([task], timeout=WITHDRAW_GRACE)  # cancelled again: still finish it
-            raise
+                request = await store.create(
+                    action,
+                    args,
+                    queue=queue,
+                    timeout=timeout,
+                    agent_id=agent_id,
+                    run_id=run_id,
+                    requested_by=requested_by or self.requested_by,
+                    idempotency_key=idempotency_key,
+                    context=context,
+                    args_schema=args_schema,
+                    supersede=supersede,
+                    request_id=request_id,
+                )
+            except ApprovalError:
+                raise  # refused (bad input, a conflict): nothing was written
+            except BaseException as error:
+                await self._asking.give_up(store, request_id, error)  # the create may have gone through
+                raise
+            if (decision := request.decision()) is not None:
+                return decision
+            try:
+                return await self.wait(request.id)
+            except BaseException as error:
+                await self._asking.give_up(store, request.id, error)
+                raise
 
     async def create(
         self,

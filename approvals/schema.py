@@ -8,6 +8,7 @@ with a message per field, and nothing is written.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -15,18 +16,25 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
+from agent_runtime.concurrency import default_thread_limiter
+
 from .errors import InvalidRequest
 
 MAX_SCHEMA_BYTES = 16 * 1024
 MAX_PROBLEMS = 10  # problems listed per refusal
+MAX_SUBSCHEMAS = 64  # schemas within the schema, all told
+MAX_BRANCHES = 8  # alternatives in one anyOf / oneOf / allOf
+MAX_ENUM = 64  # values in one enum
+INLINE_BYTES = 1024  # arguments up to this size are checked on the event loop (well under a millisecond)
 
-# A safe subset: no regular expressions (`pattern` could make a check take forever) and no
-# references (`$ref` could loop), so checking an edit is always quick whoever wrote the schema.
+# A safe subset, so checking is quick whoever wrote the schema: no regular expressions (`pattern`
+# could take forever), no references (`$ref` could loop), no `uniqueItems` (quadratic), and bounded
+# alternatives and enums (each multiplies the work per argument).
 KEYWORDS = frozenset(
     {
         "type", "properties", "required", "additionalProperties", "items", "prefixItems", "enum", "const",
         "title", "description", "default", "examples", "format", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
+        "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems",
         "minProperties", "maxProperties", "anyOf", "oneOf", "allOf", "not", "$schema",
     }
 )  # fmt: skip
@@ -41,7 +49,8 @@ def check_schema(value: object, field: str = "args_schema") -> str:
         raise InvalidRequest(field, "must be a JSON Schema object, like the tool's input schema")
     if value.get("type") != "object":
         raise InvalidRequest(field, 'must describe an object of named arguments ({"type": "object", ...})')
-    _check_keywords(value, field)
+    if _check_keywords(value, field) > MAX_SUBSCHEMAS:
+        raise InvalidRequest(field, f"must hold at most {MAX_SUBSCHEMAS} schemas in all")
     try:
         Draft202012Validator.check_schema(value)
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -54,22 +63,75 @@ def check_schema(value: object, field: str = "args_schema") -> str:
     return encoded
 
 
-def _check_keywords(schema: object, field: str, depth: int = 0) -> None:
+def _check_keywords(schema: object, field: str, depth: int = 0) -> int:
+    """Refuse what is outside the safe subset; returns how many schemas `schema` holds, itself included."""
     if isinstance(schema, bool):
-        return
+        return 1
     if not isinstance(schema, Mapping) or depth > 16:
         raise InvalidRequest(field, "must be made of schema objects, at most 16 levels deep")
     if unknown := sorted(set(schema) - KEYWORDS):
         raise InvalidRequest(field, f"uses {unknown}; allowed keywords are {sorted(KEYWORDS)}")
+    _check_sizes(schema, field)
+    count = 1
     for keyword, part in schema.items():
-        if keyword in _SUBSCHEMA:
-            _check_keywords(part, field, depth + 1)
+        for subschema in _subschemas(keyword, part):
+            count += _check_keywords(subschema, field, depth + 1)
+            if count > MAX_SUBSCHEMAS:
+                return count
+    return count
+
+
+def _check_sizes(schema: Mapping[str, Any], field: str) -> None:
+    if isinstance(schema.get("enum"), list) and len(schema["enum"]) > MAX_ENUM:
+        raise InvalidRequest(field, f"enum may list at most {MAX_ENUM} values")
+    for keyword in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(keyword), list) and len(schema[keyword]) > MAX_BRANCHES:
+            raise InvalidRequest(field, f"{keyword} may hold at most {MAX_BRANCHES} schemas")
+
+
+def _subschemas(keyword: str, part: object) -> list[object]:
+    if keyword in _SUBSCHEMA:
+        return [part]
+    if keyword in _SUBSCHEMAS and isinstance(part, list):
+        return part
+    if keyword == "properties" and isinstance(part, Mapping):
+        return list(part.values())
+    return []
+
+
+def safe_subset(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` (a tool's input schema) with what the safe subset lacks left out: the check is looser,
+    never refused. Used for the approval tools, whose tools may describe their inputs more richly."""
+    kept: dict[str, Any] = {}
+    for keyword, part in schema.items():
+        if keyword not in KEYWORDS or (keyword == "enum" and isinstance(part, list) and len(part) > MAX_ENUM):
+            continue
+        if keyword in _SUBSCHEMA and isinstance(part, Mapping):
+            kept[keyword] = safe_subset(part)
         elif keyword in _SUBSCHEMAS and isinstance(part, list):
-            for item in part:
-                _check_keywords(item, field, depth + 1)
+            if keyword == "prefixItems" or len(part) <= MAX_BRANCHES:
+                kept[keyword] = [safe_subset(p) if isinstance(p, Mapping) else p for p in part]
         elif keyword == "properties" and isinstance(part, Mapping):
-            for item in part.values():
-                _check_keywords(item, field, depth + 1)
+            kept[keyword] = {k: safe_subset(p) if isinstance(p, Mapping) else p for k, p in part.items()}
+        else:
+            kept[keyword] = part
+    return kept
+
+
+def same_json(a: object, b: object) -> bool:
+    """Equal as JSON: unlike Python's ==, true is not 1 and 1 is not 1.0."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+async def check_args_off_loop(schema: Mapping[str, Any] | None, args: Any, field: str, size: int) -> None:
+    """`check_args`, in a worker thread when the arguments are large (up to about a second of work at
+    the size limit), so the event loop keeps serving everyone else meanwhile."""
+    if schema is None:
+        return
+    if size <= INLINE_BYTES:
+        check_args(schema, args, field)
+    else:
+        await default_thread_limiter().run(check_args, schema, args, field)
 
 
 def check_args(schema: Mapping[str, Any] | None, args: Mapping[str, Any], field: str) -> None:
@@ -77,10 +139,16 @@ def check_args(schema: Mapping[str, Any] | None, args: Mapping[str, Any], field:
     if schema is None:
         return
     validator = Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(args), key=lambda e: (list(e.absolute_path), e.message))
-    if not errors:
+    try:  # the first few problems only: listing every one could take long on a large argument
+        found = list(itertools.islice(validator.iter_errors(args), MAX_PROBLEMS))
+    except (ArithmeticError, RecursionError, ValueError) as error:  # e.g. multipleOf on a huge integer
+        raise InvalidRequest(
+            field, f"cannot be checked against the arguments' schema ({type(error).__name__})"
+        ) from None
+    if not found:
         return
-    problems = [_problem(error, schema) for error in errors[:MAX_PROBLEMS]]
+    errors = sorted(found, key=lambda e: (list(e.absolute_path), e.message))
+    problems = [_problem(error, schema) for error in errors]
     details = [{"field": f"{field}.{name}" if name else field, "message": text} for name, text in problems]
     message = "; ".join(f"{name}: {text}" if name else text for name, text in problems)
     raise InvalidRequest(field, message, details=details)

@@ -57,8 +57,9 @@ class ApprovalStore:
         context: Mapping[str, Any] | None = None,
         args_schema: Mapping[str, Any] | None = None,
         supersede: bool = False,
+        request_id: str | None = None,
     ) -> ApprovalRequest:
-        """Record a pending request.
+        """Record a pending request (under `request_id`, if the caller chose one: a new 32-hex id).
 
         With an idempotency key, asking again returns the first request (decided, if someone did),
         unless that one was withdrawn because its asker stopped waiting: then a new request is made.
@@ -78,24 +79,25 @@ class ApprovalStore:
             "context": check.json_object({} if context is None else context, "context"),
             "args_schema": schema_text,
         }
-        schema.check_args(args_schema, arguments, "args")
+        encoded = fields["args"] or "{}"
+        await schema.check_args_off_loop(args_schema, json.loads(encoded), "args", len(encoded))  # as stored: JSON
         lifetime = check.seconds(self.settings.default_timeout if timeout is None else timeout, "timeout")
+        new_id = uuid.uuid4().hex if request_id is None else check.request_id(request_id)
         replaceable = "+"
-        for _ in range(MAX_KEY_MOVES):
-            kind, request_id, stored = await self._create_once(fields, lifetime, replaceable)
+        for _ in range(MAX_KEY_MOVES):  # an "existing" reply wrote nothing: the next try may use new_id again
+            kind, named_id, stored = await self._create_once(new_id, fields, lifetime, replaceable)
             if kind == "created":
                 return ApprovalRequest.from_hash(stored)
-            existing = await self._holder_of_key(request_id, stored, supersede)
+            existing = await self._holder_of_key(named_id, stored, supersede)
             if existing is not None:
                 return existing
-            replaceable = request_id  # withdrawn, superseded, or gone: the key moves to a new request
-        raise IdempotencyConflict(idempotency_key or "", request_id)
+            replaceable = named_id  # withdrawn, superseded, or gone: the key moves to a new request
+        raise IdempotencyConflict(idempotency_key or "", named_id)
 
     async def _create_once(
-        self, fields: Mapping[str, str | None], lifetime: float, replaceable: str
+        self, request_id: str, fields: Mapping[str, str | None], lifetime: float, replaceable: str
     ) -> tuple[str, str, dict[str, str]]:
         now = time.time()
-        request_id = uuid.uuid4().hex
         stored = {
             "id": request_id,
             "status": Status.PENDING.value,
@@ -140,9 +142,8 @@ class ApprovalStore:
             json.loads(asked["args"]),
         )
         if existing.status is Status.WITHDRAWN:
-            if same or supersede:
-                return None  # its asker gave up; whoever asks again now waits for a new request
-        elif same:
+            return None  # its asker gave up: whoever asks again now waits for a new request
+        if same:
             return existing
         if not supersede:
             raise IdempotencyConflict(asked.get("idempotency_key", ""), existing.id)
@@ -257,9 +258,9 @@ class ApprovalStore:
             return await self._decided(request_id, Status.APPROVED, by, reason, "", check_self=True)
         edited = check.json_object(edited_args, "edited_args")
         request = await self.get(request_id)
-        schema.check_args(request.args_schema, edited_args, "edited_args")
-        if dict(edited_args) == request.args:
-            edited = ""
+        await schema.check_args_off_loop(request.args_schema, json.loads(edited), "edited_args", len(edited))
+        if schema.same_json(json.loads(edited), request.args):
+            edited = ""  # no edit (True and 1 differ in JSON, though not in Python)
         return await self._decided(request_id, Status.APPROVED, by, reason, edited, check_self=True)
 
     async def reject(self, request_id: str, *, by: str, reason: str) -> Decision:

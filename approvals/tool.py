@@ -21,8 +21,12 @@ from agent_runtime.context import get_run_context
 from .asking import current_holder
 from .client import ApprovalClient
 from .models import Decision
+from .schema import safe_subset
 
 MIN_TIMEOUT = 0.01  # seconds: a request made as its run's time runs out still gets a valid deadline
+# A run's requests expire this long after the run's own time limit: the run stops first and withdraws
+# them (saying why), rather than racing its requests' expiry at the same instant.
+RUN_END_GRACE = 1.0
 
 _default_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ApprovalClient] = weakref.WeakKeyDictionary()
 _default_client_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -81,7 +85,8 @@ def args_schema(tool: Tool) -> dict[str, Any]:
             prop["enum"] = [*prop["enum"], None]
         properties[name] = prop
     required = [name for name, spec in tool.inputs.items() if not spec.get("nullable")]
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+    schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+    return safe_subset(schema)  # a tool may describe items with more than the store checks
 
 
 class _Asks:
@@ -118,7 +123,7 @@ class _Asks:
         run = get_run_context()
         run_ends = run.expires_at() if run is not None else None
         if run_ends is not None:
-            timeout = max(MIN_TIMEOUT, min(timeout, run_ends - time.time()))
+            timeout = max(MIN_TIMEOUT, min(timeout, run_ends - time.time() + RUN_END_GRACE))
         return timeout
 
 

@@ -45,7 +45,8 @@ async def run_agent(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     try:
         task = check_task(body.get("task"))
-        timeout = body.get("timeout", settings.run_timeout)
+        timeout = body.get("timeout")
+        timeout = settings.run_timeout if timeout is None else timeout
         limit = None if timeout is None else seconds(timeout, "timeout")
     except InvalidRequest as error:
         raise web.HTTPBadRequest(text=str(error)) from None

@@ -380,9 +380,9 @@ class RunStore:
         pending = await self._pending_requests(run_id)
         if not pending:
             return []
-        keys = [request.idempotency_key or "" for request in await self.approvals.get_many(pending)]
+        keys = {request.id: request.idempotency_key or "" for request in await self.approvals.get_many(pending)}
         withdrawn = []
-        for request_id, key in zip(pending, keys, strict=True):
+        for request_id, key in keys.items():  # a request deleted by hand is simply not there
             asked_at = key.split(":")[1] if key.startswith(f"{run_id}:") and key.count(":") >= 2 else ""
             if asked_at.isdigit() and int(asked_at) <= step:
                 with contextlib.suppress(AlreadyDecided, RequestNotFound):

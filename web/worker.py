@@ -231,42 +231,21 @@ class Worker:
         if attempt > MAX_ATTEMPTS:
             await self._finish(run, attempt, RunStatus.FAILED, error=f"gave up after {MAX_ATTEMPTS} attempts")
         elif run.deadline is not None and run.deadline <= time.time():
-            error = f"its time limit ({_seconds(run.timeout)}) passed before a worker could finish it"
+            error = f"its time limit ({run.timeout:g} s) passed before a worker could finish it"
             await self._finish(run, attempt, RunStatus.FAILED, error=error)
         else:
             await self._run_agent(run, attempt)
 
     async def _run_agent(self, run: Run, attempt: int) -> None:
-        run_id = run.id
-        holder = RunHolder()
-
-        def go_on_if(status: str) -> None:
-            if status == "superseded":  # another worker took it over (we stalled): it is theirs now
-                self._stopped[run_id] = False
-                holder.keep_pending = True
-                raise RunStopped(run_id)
-            if status != RunStatus.RUNNING:  # cancelled meanwhile: the canceller withdraws its requests
-                self._stopped[run_id] = True
-                holder.keep_pending = True
-                raise RunStopped(run_id)
-
-        async def record(step: Any) -> None:
-            go_on_if(await self.runs.add_step(run_id, attempt, _step_json(step)))
-            if attempt > 1 and isinstance(step, ActionStep):  # what a re-run passed by, nobody waits for
-                await self.runs.withdraw_passed(run_id, step.step_number)
-
-        async def fence() -> None:  # after each decision, before the agent acts on it
-            go_on_if(await self.runs.holder_status(run_id, attempt))
-
-        holder.fence = fence
-        self._holders[run_id] = holder
-        token = current_holder.set(holder)
+        held = _Attempt(self, run.id, attempt)
+        self._holders[run.id] = held.holder
+        token = current_holder.set(held.holder)
         try:
             agent = self.factory(self.client)
-            agent.add_step_callback(record, ActionStep)
-            agent.add_step_callback(record, PlanningStep)
+            agent.add_step_callback(held.record, ActionStep)
+            agent.add_step_callback(held.record, PlanningStep)
             timeout = None if run.deadline is None else max(0.001, run.deadline - time.time())
-            result = await agent.arun(run.task, run_id=run_id, return_full_result=True, run_timeout=timeout)
+            result = await agent.arun(run.task, run_id=run.id, return_full_result=True, run_timeout=timeout)
         except RunStopped:
             return
         except Exception as error:
@@ -275,7 +254,7 @@ class Worker:
             await self._finish(run, attempt, *_ending(result, run, agent.max_steps))
         finally:
             current_holder.reset(token)
-            self._holders.pop(run_id, None)
+            self._holders.pop(run.id, None)
 
     async def _finish(
         self, run: Run, attempt: int, status: RunStatus, result: Any = None, error: str | None = None
@@ -297,18 +276,45 @@ class Worker:
             self.finished += 1
 
 
+class _Attempt:
+    """One attempt at a run by this worker: what it records, and what its approval requests ask of it."""
+
+    def __init__(self, worker: Worker, run_id: str, attempt: int) -> None:
+        self.worker, self.run_id, self.attempt = worker, run_id, attempt
+        self.holder = RunHolder(fence=self.fence, still_holds=self.still_holds)
+
+    def go_on_if(self, status: str) -> None:
+        if status == RunStatus.RUNNING:
+            return
+        # Superseded (another worker took it over: it is theirs now, not to be acknowledged by us) or
+        # cancelled (acknowledged; the canceller withdraws its requests in their own name).
+        self.worker._stopped[self.run_id] = status != "superseded"
+        self.holder.keep_pending = True
+        raise RunStopped(self.run_id)
+
+    async def record(self, step: Any) -> None:
+        runs = self.worker.runs
+        self.go_on_if(await runs.add_step(self.run_id, self.attempt, _step_json(step)))
+        if self.attempt > 1 and isinstance(step, ActionStep):  # what a re-run passed by, nobody waits for
+            await runs.withdraw_passed(self.run_id, step.step_number)
+
+    async def fence(self) -> None:
+        """After each decision, before the agent acts on it."""
+        self.go_on_if(await self.worker.runs.holder_status(self.run_id, self.attempt))
+
+    async def still_holds(self) -> bool:
+        """For a wait that ended on its own: is the run still this attempt's?"""
+        return await self.worker.runs.holder_status(self.run_id, self.attempt) == RunStatus.RUNNING
+
+
 def _ending(result: RunResult, run: Run, max_steps: int) -> tuple[RunStatus, Any, str | None]:
     """(status, result, error): finished only with the agent's own final answer; else failed, saying why."""
     if result.state == "success":
         return RunStatus.FINISHED, result.output, None
     if result.state == "run_timeout":
-        limit = _seconds(run.timeout)
-        return RunStatus.FAILED, None, f"the run reached its time limit ({limit}, waits for people included)"
+        limit = f" ({run.timeout:g} s, waits for people included)" if run.timeout else ""
+        return RunStatus.FAILED, None, f"the run reached its time limit{limit}"
     return RunStatus.FAILED, result.output, f"the agent gave no final answer within its {max_steps} steps"
-
-
-def _seconds(value: float | None) -> str:
-    return "none" if value is None else f"{value:g} s"
 
 
 def _step_json(step: Any) -> dict[str, Any]:

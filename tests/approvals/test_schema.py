@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -95,3 +96,59 @@ async def test_arguments_that_do_not_fit_their_own_schema_are_refused_at_creatio
         await client.store.create("refund", {"order": "A-1"}, args_schema=REFUND)
     assert [d["field"] for d in refused.value.details] == ["args.amount"]
     assert (await client.store.list_pending()).total == 0
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}}, "uses ['uniqueItems']"),
+        ({"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}] * 9}}}, "anyOf may hold at most 8"),
+        ({"type": "object", "properties": {"a": {"enum": list(range(65))}}}, "enum may list at most 64"),
+        (
+            {"type": "object", "properties": {f"p{n}": {"anyOf": [{"type": "string"}] * 8} for n in range(8)}},
+            "at most 64 schemas in all",
+        ),
+    ],
+)
+async def test_schemas_that_would_make_checks_slow_are_refused(
+    client: ApprovalClient, schema: Any, message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        await client.store.create("x", {}, args_schema=schema)
+
+
+async def test_a_check_that_cannot_compute_is_a_clear_refusal(client: ApprovalClient) -> None:
+    schema = {"type": "object", "properties": {"a": {"multipleOf": 0.5}}}
+    with pytest.raises(InvalidRequest, match="cannot be checked"):
+        await client.store.create("pay", {"a": 10**400}, args_schema=schema)
+    request = await client.store.create("pay", {"a": 2}, args_schema=schema)
+    with pytest.raises(InvalidRequest, match="cannot be checked"):
+        await client.store.approve(request.id, by="alice", edited_args={"a": 10**400})
+
+
+async def test_large_arguments_are_checked_off_the_event_loop(client: ApprovalClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "array", "items": {"anyOf": [{"type": "string"}] * 7 + [{"type": "integer"}]}}},
+    }
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    ticking = asyncio.create_task(ticker())
+    started = asyncio.get_running_loop().time()
+    await client.store.create("x", {"a": list(range(12_000))}, args_schema=schema)
+    took = asyncio.get_running_loop().time() - started
+    ticking.cancel()
+    assert ticks >= took / 0.005 / 4  # the loop kept turning while the check ran
+
+
+async def test_arguments_are_checked_as_json_and_json_equality_decides_what_is_an_edit(client: ApprovalClient) -> None:
+    schema = {"type": "object", "properties": {"ids": {"type": "array"}, "n": {}}}
+    request = await client.store.create("x", {"ids": (1, 2), "n": True}, args_schema=schema)  # a tuple is an array
+    decision = await client.store.approve(request.id, by="alice", edited_args={"ids": [1, 2], "n": 1})
+    assert decision.edited and decision.args["n"] == 1  # true -> 1 is an edit, though True == 1 in Python

@@ -120,3 +120,74 @@ async def test_many_concurrent_re_asks_after_a_withdrawal_share_one_new_request(
 
 async def _pending_total(client: ApprovalClient, total: int) -> bool:
     return (await client.store.list_pending()).total == total
+
+
+async def test_a_cancel_while_the_request_is_being_written_still_withdraws_it(client: ApprovalClient) -> None:
+    store = client.store
+    written = asyncio.Event()
+    create_script = store._create
+
+    async def reply_arrives_late(**kwargs: object) -> object:  # the script ran in Redis; its reply is on the way
+        reply = await create_script(**kwargs)
+        written.set()
+        await asyncio.sleep(1)
+        return reply
+
+    store._create = reply_arrives_late  # type: ignore[method-assign]
+    asking = asyncio.create_task(client.request_approval("deploy", {"v": 1}))
+    await written.wait()
+    asking.cancel()
+    await asyncio.gather(asking, return_exceptions=True)
+    store._create = create_script  # type: ignore[method-assign]
+    assert (await store.list_pending()).total == 0
+    [ended] = (await store.list_decided()).items
+    assert ended.status is Status.WITHDRAWN
+
+
+async def test_a_withdrawal_survives_repeated_cancellation_and_the_client_closes_after_it(
+    make_client: ClientFactory,
+) -> None:
+    from approvals.tasks import BackgroundTasks
+
+    agent = await make_client(requested_by="agent-x")
+    observer = await make_client()
+    withdraw = agent.store.withdraw
+
+    async def slow_withdraw(*args: object, **kwargs: object) -> object:  # Redis is slow to answer for a while
+        await asyncio.sleep(0.3)
+        return await withdraw(*args, **kwargs)  # type: ignore[arg-type]
+
+    agent.store.withdraw = slow_withdraw  # type: ignore[method-assign]
+    tasks = BackgroundTasks()
+    tasks.spawn(agent.request_approval("deploy", {"v": 1}))
+    request_id = await first_pending(observer)
+    await tasks.aclose()  # cancels again and again, as a worker's or the demo's shutdown does
+    await agent.aclose()
+    assert (await observer.get(request_id)).status is Status.WITHDRAWN
+
+
+async def test_a_superseded_attempts_failed_wait_leaves_the_request_to_the_current_attempt(
+    client: ApprovalClient,
+) -> None:
+    holds = True
+
+    async def still_holds() -> bool:
+        return holds
+
+    async def stale_attempt() -> object:
+        current_holder.set(RunHolder(still_holds=still_holds))
+        return await client.request_approval("deploy", {"v": 1}, idempotency_key="run-5:1:0")
+
+    asking = asyncio.create_task(stale_attempt())
+    request_id = await first_pending(client)
+    holds = False  # another worker took the run over and attached to the same request
+    asking.cancel()  # the stale attempt's wait ends (here: cancelled; likewise on an error of its own)
+    await asyncio.gather(asking, return_exceptions=True)
+    assert (await client.get(request_id)).pending
+
+
+async def test_asking_again_with_other_arguments_after_a_withdrawal_is_a_new_request(client: ApprovalClient) -> None:
+    old = await client.create("refund", {"amount": 10}, idempotency_key="k-moved")
+    await client.store.withdraw(old.id, reason="the agent stopped waiting")
+    new = await client.create("refund", {"amount": 12}, idempotency_key="k-moved")  # nobody waits for the old
+    assert new.id != old.id and new.pending

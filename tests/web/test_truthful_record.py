@@ -172,3 +172,16 @@ async def test_the_cli_approves_with_edits_only_when_they_fit(site: Site) -> Non
     assert (await site.store.get(request.id)).pending
     done = await asyncio.to_thread(approve, "--edited-args", json.dumps(ASKED | {"amount": 5}))
     assert (done.returncode, done.stdout.strip()) == (0, "approved with edits by rita")
+
+
+async def test_a_schema_check_that_cannot_compute_is_a_400_not_a_500(site: Site) -> None:
+    body = (
+        '{"action":"pay","args":{"a":1'
+        + "0" * 400
+        + '},"args_schema":{"type":"object","properties":{"a":{"multipleOf":0.5}}}}'
+    )
+    made = await site.client.post(
+        "/api/v1/approvals", data=body, headers=site.bearer("bot") | {"Content-Type": "application/json"}
+    )
+    assert made.status == 400 and (await made.json())["error"]["field"] == "args"
+    assert (await site.store.list_pending()).total == 0
