@@ -134,6 +134,7 @@ class ApprovalClient:
         args_schema: Mapping[str, Any] | None = None,
         supersede: bool = False,
         requested_by: str | None = None,
+        idempotency_scope: str | None = None,
     ) -> Decision:
         """Ask, then wait for the decision. `timeout` is how long reviewers have; past it, a denial.
 
@@ -142,7 +143,8 @@ class ApprovalClient:
         caller is cancelled, or the client closes), the request is withdrawn at once, so nobody
         approves what will not be acted on; see `approvals.asking` for the one exception. The wait
         is not counted by an agent's code budget (it is a person's time, not the code's).
-        `requested_by` overrides the client's for this request (a worker asks for the run's submitter).
+        `requested_by` overrides the client's for this request (a worker asks for the run's submitter);
+        `idempotency_scope` says whose key it is (default: the requester's).
         """
         store, request_id = self.store, uuid.uuid4().hex  # known before it is written: a cancel mid-way finds it
         with self._asking.in_progress():
@@ -160,6 +162,7 @@ class ApprovalClient:
                     args_schema=args_schema,
                     supersede=supersede,
                     request_id=request_id,
+                    idempotency_scope=idempotency_scope,
                 )
             except ApprovalError:
                 raise  # refused (bad input, a conflict): nothing was written
@@ -187,6 +190,7 @@ class ApprovalClient:
         run_id: str | None = None,
         args_schema: Mapping[str, Any] | None = None,
         supersede: bool = False,
+        idempotency_scope: str | None = None,
     ) -> ApprovalRequest:
         return await self.store.create(
             action,
@@ -200,6 +204,7 @@ class ApprovalClient:
             context=context,
             args_schema=args_schema,
             supersede=supersede,
+            idempotency_scope=idempotency_scope,
         )
 
     async def wait(self, request_id: str, timeout: float | None = None) -> Decision:

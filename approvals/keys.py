@@ -25,9 +25,11 @@ class Keys:
         """Sorted set of decided ids by decided_at, for one queue or (None) for all queues."""
         return f"{self.prefix}history" if queue is None else f"{self.prefix}history:{queue}"
 
-    def idempotency(self, key: str) -> str:
-        """String: the request id an idempotency key belongs to."""
-        return f"{self.prefix}idem:{key}"
+    def idempotency(self, scope: str, key: str) -> str:
+        """String: the request id an idempotency key belongs to, within its owner's scope (a run, or the
+        requester), so nobody else's key can collide with it. The scope is length-prefixed: no two
+        (scope, key) pairs share a name."""
+        return f"{self.prefix}idem:{len(scope)}:{scope}:{key}"
 
     @property
     def expiry(self) -> str:

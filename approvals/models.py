@@ -93,6 +93,7 @@ class ApprovalRequest:
     reason: str | None = None
     edited_args: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    idempotency_scope: str | None = None  # whose key it is: "run:<id>", or "by:<requester>"
     context: dict[str, Any] = field(default_factory=dict)
     args_schema: dict[str, Any] | None = None  # JSON Schema the arguments (and any edits) must meet
 
@@ -133,6 +134,7 @@ class ApprovalRequest:
             reason=fields.get("reason") or None,
             edited_args=decode_json_object(edited) if edited else None,
             idempotency_key=fields.get("idempotency_key"),
+            idempotency_scope=fields.get("idempotency_scope"),
             context=decode_json_object(fields.get("context")),
             args_schema=decode_json_object(schema) if (schema := fields.get("args_schema")) else None,
         )

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .errors import InvalidSettings
 
@@ -80,10 +81,10 @@ class Settings:
 
     @property
     def display_url(self) -> str:
-        """The Redis URL without its password, for logs and error messages."""
+        """The Redis URL without its password, for pages, logs and error messages."""
         if self.redis_url is None:
             return "embedded://"
-        return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", self.redis_url)
+        return masked_url(self.redis_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -97,6 +98,26 @@ class Settings:
                 values[name] = _parse(variable, raw, _CONVERTERS[str(types[name])])
         values.update(overrides)
         return cls(**values)
+
+
+SECRET_PARAMETERS = frozenset({"password", "pass", "passwd", "pwd", "auth", "token", "secret"})
+
+
+def masked_url(url: str) -> str:
+    """`url` with every password shown as ***: in `user:pass@`, in `:pass@` (unix sockets too), and in
+    query parameters such as `?password=`. A URL that cannot be parsed is not shown at all."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            credentials, _, host = netloc.rpartition("@")
+            user, colon, _ = credentials.partition(":")
+            netloc = f"{user}{':***' if colon else ''}@{host}"
+        query = [(k, "***" if k.lower() in SECRET_PARAMETERS else v) for k, v in parse_qsl(parts.query, True)]
+        shown = f"?{urlencode(query, safe='*')}" if query else ""
+        return f"{parts.scheme}://{netloc}{parts.path}{shown}"
+    except ValueError:
+        return f"{url.split(':', 1)[0]}://(not shown)"
 
 
 def _parse(variable: str, raw: str, convert: Callable[[str], T]) -> T:

@@ -58,9 +58,12 @@ class ApprovalStore:
         args_schema: Mapping[str, Any] | None = None,
         supersede: bool = False,
         request_id: str | None = None,
+        idempotency_scope: str | None = None,
     ) -> ApprovalRequest:
         """Record a pending request (under `request_id`, if the caller chose one: a new 32-hex id).
 
+        An idempotency key belongs to its owner, `idempotency_scope` (by default the requester; a run's
+        requests use `run:<id>`): the same key from another owner is another request, never this one.
         With an idempotency key, asking again returns the first request (decided, if someone did),
         unless that one was withdrawn because its asker stopped waiting: then a new request is made.
         The same key with another action, queue or arguments raises `IdempotencyConflict`, or with
@@ -76,6 +79,9 @@ class ApprovalStore:
             "run_id": check.optional_name(run_id, "run_id"),
             "requested_by": check.optional_name(requested_by, "requested_by"),
             "idempotency_key": check.optional_name(idempotency_key, "idempotency_key"),
+            "idempotency_scope": None
+            if idempotency_key is None
+            else check.name(idempotency_scope or f"by:{requested_by or ''}", "idempotency_scope"),
             "context": check.json_object({} if context is None else context, "context"),
             "args_schema": schema_text,
         }
@@ -106,6 +112,7 @@ class ApprovalStore:
             **{name: value for name, value in fields.items() if value is not None},
         }
         queue_name, run_id, key = stored["queue"], stored.get("run_id"), stored.get("idempotency_key")
+        scope = stored.get("idempotency_scope", "")
         keys = [
             self.keys.request(request_id),
             self.keys.pending(),
@@ -116,7 +123,7 @@ class ApprovalStore:
             self.keys.counts,
         ]
         if key is not None:
-            keys.append(self.keys.idempotency(key))
+            keys.append(self.keys.idempotency(scope, key))
         if run_id is not None:
             keys.append(self.keys.run_requests(run_id))
         argv = [request_id, stored["created_at"], stored["expires_at"], self.settings.events_maxlen, queue_name]
@@ -302,7 +309,7 @@ class ApprovalStore:
 
     async def record_outcome(self, request_id: str, outcome: Any) -> bool:
         """Note what the approved action returned, once: False if an outcome was noted already."""
-        text = json.dumps(outcome, default=str)
+        text = check.result_json(outcome)
         return bool(await self.redis.hsetnx(self.keys.request(check.request_id(request_id)), "outcome", text))
 
     async def outcome(self, request_id: str) -> tuple[bool, Any]:
@@ -342,7 +349,9 @@ class ApprovalStore:
         request_key = self.keys.request(check.request_id(request_id))
         actor = check.name(by, "by")
         reason = check.reason(reason)
-        queue, idempotency_key = await self.redis.hmget(request_key, ["queue", "idempotency_key"])
+        queue, idempotency_key, scope = await self.redis.hmget(
+            request_key, ["queue", "idempotency_key", "idempotency_scope"]
+        )
         if queue is None:
             raise RequestNotFound(request_id)
         keys = [
@@ -357,7 +366,7 @@ class ApprovalStore:
             self.keys.reviewer_counts,
         ]
         if idempotency_key:
-            keys.append(self.keys.idempotency(idempotency_key))
+            keys.append(self.keys.idempotency(scope or "", idempotency_key))
         argv = [request_id, status.value, repr(time.time()), actor, reason or "", edited, int(check_self)]
         argv += [self.keys.decided_channel, self.settings.events_maxlen, math.ceil(self.settings.retention)]
         argv += [EXPIRY_ACTOR, EXPIRY_REASON, self.keys.runs_channel]

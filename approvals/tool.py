@@ -67,9 +67,17 @@ def request_context() -> tuple[dict[str, Any], dict[str, Any]]:
         "step": run.step_number,
         "recent_steps": run.recent_steps(),
     }
-    identity = {"agent_id": run.agent_name, "run_id": run.run_id, "idempotency_key": run.next_call_key()}
-    # A re-run that took another path at this step replaces what it asked before instead of failing.
-    return identity | {"supersede": True}, context
+    identity = {
+        "agent_id": run.agent_name,
+        "run_id": run.run_id,
+        "idempotency_key": run.next_call_key(),
+        "idempotency_scope": f"run:{run.run_id}",  # the run's own keys: nobody else's can collide
+        "supersede": True,  # a re-run that took another path at this step replaces what it asked before
+    }
+    holder = current_holder.get()
+    if holder is not None and holder.requested_by:
+        identity["requested_by"] = holder.requested_by  # the person the run acts for: four eyes hold
+    return identity, context
 
 
 def args_schema(tool: Tool) -> dict[str, Any]:

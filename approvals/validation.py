@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +16,9 @@ MAX_ACTION = 500
 MAX_NAME = 200  # agent id, run id, requester, reviewer, idempotency key
 MAX_REASON = 4000
 MAX_JSON_BYTES = 64 * 1024  # args, edited args and context, each, encoded
+MAX_DEPTH = 32  # objects and arrays nested in one another, the outermost included
+MAX_VALUES = 10_000  # values (keys, items and everything they hold) in one args, edited args or context
+UNREADABLE = "_unreadable"  # the key of what stands in for a stored value too deep to decode
 MAX_TIMEOUT = 365 * 86400.0
 MAX_PAGE = 500
 MAX_OFFSET = 10**9
@@ -23,6 +28,33 @@ QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 REQUEST_ID_RE = re.compile(r"[0-9a-f]{32}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_WHITESPACE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+ZERO_WIDTH_JOINER = "\u200d"  # joins emoji: a visible part of the text it is in
+
+
+def _invisible(character: str) -> bool:
+    return character != ZERO_WIDTH_JOINER and unicodedata.category(character) == "Cf"
+
+
+def invisible_characters(text: str) -> list[str]:
+    """The formatting characters in `text` that are not shown yet change what is shown: bidi overrides
+    and isolates (U+202A-202E, U+2066-2069), marks, zero-width spaces, soft hyphens (category Cf)."""
+    return [c for c in text if _invisible(c)]
+
+
+def visible_text(text: str) -> str:
+    """`text` with each invisible or text-direction character written out as `\\u202e`, so what a
+    reviewer reads is what the agent will do (inside JSON strings, the same escape means the same)."""
+    if not invisible_characters(text):
+        return text
+    return "".join(
+        f"\\u{ord(c):04x}" if c != ZERO_WIDTH_JOINER and unicodedata.category(c) == "Cf" else c for c in text
+    )
+
+
+def _visible(value: str, field: str) -> None:
+    if found := invisible_characters(value):
+        names = ", ".join(sorted({f"U+{ord(c):04X}" for c in found}))
+        raise InvalidRequest(field, f"must not contain invisible or text-direction characters ({names})")
 
 
 def queue_name(value: object, field: str = "queue") -> str:
@@ -47,6 +79,7 @@ def name(value: object, field: str) -> str:
         raise InvalidRequest(field, "must not contain control characters")
     if value != value.strip():
         raise InvalidRequest(field, "must not start or end with spaces")
+    _visible(value, field)
     encodable(value, field)
     return value
 
@@ -62,6 +95,7 @@ def action(value: object) -> str:
         raise InvalidRequest("action", f"must be at most {MAX_ACTION} characters; put details in args")
     if _CONTROL_RE.search(value):
         raise InvalidRequest("action", "must be a single line without control characters")
+    _visible(value, "action")
     encodable(value, "action")
     return value
 
@@ -83,8 +117,8 @@ def json_object(value: object, field: str) -> str:
     """Encode a mapping of JSON-safe data, bounded in size; the encoded text is what gets stored."""
     if not isinstance(value, Mapping):
         raise InvalidRequest(field, f"must be a mapping of names to JSON values, not {type(value).__name__}")
+    _check_shape(value, field)  # first: bounded, so that encoding cannot run out of stack
     try:
-        _check_keys(value)
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         size = len(encoded.encode())
     except (TypeError, ValueError, RecursionError) as error:
@@ -94,16 +128,28 @@ def json_object(value: object, field: str) -> str:
     return encoded
 
 
-def _check_keys(value: object) -> None:
-    """JSON would turn 1 into "1" and let {1: a, "1": b} collapse: what is reviewed must be what was sent."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"keys must be strings, not {type(key).__name__} {key!r:.40}")
-            _check_keys(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_keys(item)
+def _check_shape(value: object, field: str) -> None:
+    """Depth, number of values and string keys, without recursion (a hostile value may be deep).
+
+    JSON would turn 1 into "1" and let {1: a, "1": b} collapse: what is reviewed must be what was sent.
+    """
+    stack: list[tuple[object, int]] = [(value, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise InvalidRequest(field, f"must hold at most {MAX_VALUES:,} values in all")
+        if isinstance(node, Mapping | list | tuple) and depth > MAX_DEPTH:
+            raise InvalidRequest(field, f"must not nest objects and arrays more than {MAX_DEPTH} levels deep")
+        if isinstance(node, Mapping):
+            for key, item in node.items():
+                if not isinstance(key, str):
+                    message = f"keys must be strings, not {type(key).__name__} {key!r:.40}"
+                    raise InvalidRequest(field, f"must be JSON-serialisable ({message})")
+                stack.append((item, depth + 1))
+        elif isinstance(node, list | tuple):
+            stack.extend((item, depth + 1) for item in node)
 
 
 def encodable(value: str, field: str) -> None:
@@ -139,8 +185,29 @@ def stream_id(value: object, field: str = "cursor") -> str:
 
 
 def decode_json_object(text: str | None) -> dict[str, Any]:
-    """Decode what `json_object` stored (trusted data from our own hash)."""
+    """Decode what `json_object` stored (our own hash). A value stored before the depth limit existed
+    may be too deep to decode: a note stands in for it, so no page or response fails on it."""
     if not text:
         return {}
-    decoded: dict[str, Any] = json.loads(text)
+    try:
+        decoded: dict[str, Any] = json.loads(text)
+    except RecursionError:
+        return {UNREADABLE: f"nested more than {MAX_DEPTH} levels deep ({len(text)} bytes): not shown"}
     return decoded
+
+
+_SHORT = reprlib.Repr()  # depth- and size-bounded repr (3.11 takes no keyword arguments here)
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 6, 2000, 2000, 100, 100
+MAX_RESULT_BYTES = 256 * 1024  # a tool's or a run's result, as kept
+
+
+def result_json(value: Any) -> str:
+    """Whatever a tool or an agent returned, as JSON to keep: as is when it can be, else (too deep,
+    too large, not JSON) a short text standing in for it, so keeping it can never fail."""
+    try:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        text = json.dumps(_SHORT.repr(value), ensure_ascii=False)
+    if len(text) > MAX_RESULT_BYTES:
+        text = json.dumps(text[: MAX_RESULT_BYTES // 2] + f"... [cut: {len(text):,} characters in all]")
+    return text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from aiohttp import web
@@ -24,17 +23,18 @@ from approvals.stats import decision_stats
 from . import appkeys
 from .auth import check_csrf, require_user
 from .inputs import read_json_object
+from .render import fields_of
 from .users import Role
 
 
 def request_json(approval: ApprovalRequest) -> dict[str, Any]:
-    data = dataclasses.asdict(approval)
+    data = fields_of(approval)
     data["status"] = approval.status.value
     return data
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
-    data = dataclasses.asdict(decision)
+    data = fields_of(decision)
     data["status"] = decision.status.value
     data["approved"] = decision.approved
     return data
@@ -223,4 +223,4 @@ async def audit(request: web.Request) -> web.Response:
         )
     except InvalidRequest as error:
         return _bad(error)
-    return web.json_response({"events": [dataclasses.asdict(e) for e in page.events], "next_cursor": page.next_cursor})
+    return web.json_response({"events": [fields_of(e) for e in page.events], "next_cursor": page.next_cursor})

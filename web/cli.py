@@ -27,6 +27,7 @@ from .profiles import load_profile
 from .runfeed import RunFeed
 from .runstore import RunStore
 from .settings import WebSettings
+from .throttle import LoginThrottle
 from .users import Role, UnknownUser, UserExists, UserStore
 from .worker import Worker
 
@@ -82,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     remove = users.add_parser("remove", help="remove a user")
     remove.add_argument("name")
     remove.set_defaults(run=lambda a: _with_users(_remove_user, a))
+    unlock = users.add_parser("unlock", help="clear a user's failed sign-ins, wherever they came from")
+    unlock.add_argument("name")
+    unlock.set_defaults(run=lambda a: _with_users(_unlock_user, a))
 
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(required=True, metavar="action")
     create = tokens.add_parser("create", help="create a token for a user (printed once)")
@@ -231,6 +235,14 @@ async def _list_users(users: UserStore, args: Any) -> int:
 async def _remove_user(users: UserStore, args: argparse.Namespace) -> int:
     await users.remove(args.name)
     print(f"removed {args.name}")
+    return 0
+
+
+async def _unlock_user(users: UserStore, args: argparse.Namespace) -> int:
+    settings = WebSettings.from_env()
+    throttle = LoginThrottle(users.redis, users.keys, limit=settings.login_attempts, window=settings.login_window)
+    cleared = await throttle.unlock(args.name)
+    print(f"unlocked {args.name}: {cleared} count(s) of failed sign-ins cleared")
     return 0
 
 

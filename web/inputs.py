@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from approvals.validation import MAX_DEPTH
+
 # What aiohttp and json raise on bodies they cannot read: unknown charsets, undecodable bytes,
 # broken multipart boundaries, numbers too long to convert, nesting too deep.
 UNREADABLE = (LookupError, UnicodeDecodeError, ValueError, RecursionError)
@@ -22,9 +24,14 @@ async def read_form(request: web.Request) -> MultiDictProxy[Any]:
         ) from None
 
 
+TOO_DEEP = f"The body is nested too deeply: values may nest objects and arrays at most {MAX_DEPTH} levels deep"
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
+    except RecursionError:
+        raise web.HTTPBadRequest(text=TOO_DEEP) from None
     except UNREADABLE:
         raise web.HTTPBadRequest(text="The body must be valid JSON (Content-Type: application/json)") from None
     if not isinstance(body, dict):
@@ -38,5 +45,7 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"is not valid JSON ({error})") from None
-    except (ValueError, RecursionError):
-        raise ValueError("is not valid JSON (a number is too long or the nesting too deep)") from None
+    except RecursionError:
+        raise ValueError(f"is nested too deeply (objects and arrays at most {MAX_DEPTH} levels deep)") from None
+    except ValueError:
+        raise ValueError("is not valid JSON (a number is too long)") from None

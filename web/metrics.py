@@ -24,13 +24,18 @@ def _labels(**labels: str) -> str:
     return "{" + inner + "}"
 
 
+def _number(value: float) -> str:
+    """Exact: counters as whole numbers (1234567, never 1.23457e+06), other figures in full."""
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
 class _Text:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def metric(self, name: str, kind: str, help_text: str, samples: Sequence[tuple[str, float]]) -> None:
         self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        self.lines += [f"{name}{labels} {value:g}" for labels, value in samples]
+        self.lines += [f"{name}{labels} {_number(value)}" for labels, value in samples]
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -119,7 +124,7 @@ async def metrics(request: web.Request) -> web.Response:
     )
     out.lines += [f"approvals_wake_latency_seconds_bucket{labels} {n}" for labels, n in buckets]
     out.lines += [
-        f"approvals_wake_latency_seconds_sum {histogram.total:g}",
+        f"approvals_wake_latency_seconds_sum {_number(histogram.total)}",
         f"approvals_wake_latency_seconds_count {histogram.count}",
     ]
     return web.Response(text="\n".join(out.lines) + "\n", content_type="text/plain", charset="utf-8")

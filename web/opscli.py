@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 import time
@@ -24,8 +23,9 @@ from approvals import (
 )
 from approvals.heartbeat import live_processes
 from approvals.stats import decision_stats
+from approvals.validation import visible_text
 
-from .render import age, summary
+from .render import age, fields_of, summary
 from .runstore import RunStore
 from .settings import WebSettings
 from .users import UserStore
@@ -110,7 +110,7 @@ async def _list(client: ApprovalClient, args: argparse.Namespace) -> int:
     now = time.time()
     for r in page.items:
         when = f"{r.status.value} by {r.decided_by}" if args.decided else f"waiting {age(now - r.created_at)}"
-        print(f"{r.id}  {r.queue:12} {when:24} {r.action}  {summary(r.args, 60)}")
+        print(visible_text(f"{r.id}  {r.queue:12} {when:24} {r.action}  {summary(r.args, 60)}"))
     print(f"{len(page.items)} of {page.total}", file=sys.stderr)
     return 0
 
@@ -128,14 +128,14 @@ async def _show(client: ApprovalClient, args: argparse.Namespace) -> int:
     runs = RunStore(client.store)
     if await runs.exists(args.id):
         run = await runs.get(args.id)
-        data = dataclasses.asdict(run) | {"status": run.status.value, "state": run.state}
+        data = fields_of(run) | {"status": run.status.value, "state": run.state}
         data |= {"steps": await runs.steps(run.id), "approval_requests": await runs.request_ids(run.id)}
     else:
         request = await _load(client, args.id)
         if request is None:
             return NOT_FOUND
-        data = dataclasses.asdict(request) | {"status": request.status.value}
-    print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str))
+        data = fields_of(request) | {"status": request.status.value}
+    print(visible_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str)))
     return 0
 
 

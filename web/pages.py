@@ -36,6 +36,7 @@ from .auth import SESSION_COOKIE, check_csrf, current_user, require_user, set_se
 from .inputs import parse_json, read_form
 from .live import KEEPALIVE, LiveEvent, sse_message
 from .render import render, summary
+from .throttle import LoginThrottle
 from .users import User
 
 HISTORY_SCAN = 2000  # decided requests searched, newest first, by the history page's filters
@@ -437,14 +438,14 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     if not token or not secrets_equal(token, submitted):
         return failed(403, "The login form expired; please try again")
-    # Per user name, and (more loosely: several people may share an address) per address.
-    limits = [(f"user:{name[:64]}", settings.login_attempts), (f"addr:{request.remote}", 3 * settings.login_attempts)]
-    if not await users.login_attempt(limits, settings.login_window):
-        return failed(429, "Too many sign-in attempts; wait a few minutes and try again")
+    throttle = LoginThrottle(users.redis, users.keys, limit=settings.login_attempts, window=settings.login_window)
+    address = request.remote or "unknown"
+    if (refusal := await throttle.attempt(name[:64], address)) is not None:
+        return failed(429, refusal.message)
     user = await users.authenticate(name, password)
     if user is None:
         return failed(401, "Wrong user name or password")
-    await users.login_succeeded(user.name)
+    await throttle.succeeded(name[:64], address)
     session = await users.create_session(user, settings.session_ttl)
     response = web.HTTPSeeOther(next_url)
     set_session_cookie(response, request, session.session_id)

@@ -6,6 +6,7 @@ unexpected) into pages or JSON bodies in the house style.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -15,7 +16,10 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
+
+from approvals.validation import visible_text
 
 from . import appkeys
 
@@ -34,6 +38,7 @@ def setup_templates(app: web.Application) -> None:
         loader=jinja2.FileSystemLoader([str(p) for p in TEMPLATE_DIRS if p.is_dir()]),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
+        finalize=shown,
     )
     environment.filters.update(age=age, when=when, pretty_json=pretty_json, summary=summary)
 
@@ -48,6 +53,14 @@ def render(request: web.Request, template: str, context: dict[str, Any], status:
 
 
 # -- filters ---------------------------------------------------------------------------------------
+
+
+def shown(value: Any) -> Any:
+    """Every value a template prints: text with its invisible and text-direction characters written
+    out (`\\u202e`), so `report\\u202efdp.exe` cannot pass for `report...exe.pdf`. Then autoescaped."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return visible_text(value)
+    return value
 
 
 def age(seconds: float | None) -> str:
@@ -65,6 +78,12 @@ def when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def fields_of(instance: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, without copying what they hold (`dataclasses.asdict` recurses
+    into every nested value, and so fails on deep ones)."""
+    return {field.name: getattr(instance, field.name) for field in dataclasses.fields(instance)}
 
 
 def pretty_json(value: Any) -> str:
@@ -119,6 +138,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(request, error.status, message_of(error))
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="approvals"'
+        if "Allow" in error.headers:  # a 405 says which methods the address takes
+            response.headers["Allow"] = error.headers["Allow"]
         return response
     except Exception:
         log.exception("approvals: unexpected error on %s %s", request.method, request.path)
@@ -132,3 +153,5 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.get(appkeys.PRINCIPAL) is not None and not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")  # what a signed-in user saw stays theirs

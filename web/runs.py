@@ -17,6 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from approvals import ApprovalRequest, InvalidRequest
+from approvals.asking import RunHolder, current_holder
 from approvals.validation import seconds
 
 from . import appkeys
@@ -24,7 +25,7 @@ from .auth import check_csrf, require_user
 from .inputs import read_form, read_json_object
 from .live import KEEPALIVE, sse_message
 from .pages import still_signed_in
-from .render import render
+from .render import fields_of, render
 from .runstore import ACTIVE, VIEWS, Run, RunFinished, RunNotFound, check_task
 from .users import Role, User
 
@@ -39,7 +40,7 @@ async def run_agent(request: web.Request) -> web.Response:
     a person's approval, this request simply waits too (a coroutine, no thread). A caller that hangs
     up stops the run, and the requests it was waiting for are withdrawn.
     """
-    require_user(request)
+    user = require_user(request)
     body = await read_json_object(request)
     check_csrf(request, request.headers.get("X-CSRF-Token"))
     settings = request.app[appkeys.SETTINGS]
@@ -51,6 +52,7 @@ async def run_agent(request: web.Request) -> web.Response:
     except InvalidRequest as error:
         raise web.HTTPBadRequest(text=str(error)) from None
     agent = request.app[appkeys.AGENT_FACTORY](request.app[appkeys.RUNS_CLIENT])
+    current_holder.set(RunHolder(requested_by=user.name))  # its requests are the caller's: four eyes hold
     result = await agent.arun(task, return_full_result=True, run_timeout=limit)
     return web.json_response({"result": _json_safe(result.output), "state": result.state})
 
@@ -137,7 +139,7 @@ async def run_events_api(request: web.Request) -> web.StreamResponse:
 
 
 def run_json(run: Run) -> dict[str, Any]:
-    return dataclasses.asdict(run) | {"status": run.status.value, "state": run.state, "result": _json_safe(run.result)}
+    return fields_of(run) | {"status": run.status.value, "state": run.state, "result": _json_safe(run.result)}
 
 
 def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 from approvals import AlreadyDecided, ApprovalStore, Decision, RequestNotFound
 from approvals.errors import ApprovalError, InvalidRequest
 from approvals.models import Page
-from approvals.validation import encodable, seconds
+from approvals.validation import encodable, result_json, seconds
 
 GROUP = "workers"
 WORKER_ACTOR = "system:worker"
@@ -288,9 +288,7 @@ class RunStore:
         """Append a step of `attempt`; returns the run's status ('superseded' if another attempt runs now)."""
         step = {k: v[:MAX_STEP_TEXT] if isinstance(v, str) else v for k, v in step.items()}
         keys = [self.keys.run(run_id), self.keys.run_steps(run_id)]
-        status: str = await self._add_step(
-            keys=keys, args=[run_id, attempt, json.dumps(step, default=str), self.keys.runs_channel]
-        )
+        status: str = await self._add_step(keys=keys, args=[run_id, attempt, result_json(step), self.keys.runs_channel])
         return status
 
     async def holder_status(self, run_id: str, attempt: int) -> str:
@@ -307,7 +305,7 @@ class RunStore:
         """Finish `attempt` of the run, once: 'ok'; 'finished' if it already ended (cancelled, or
         finished by a worker that died before acknowledging); 'superseded' if another worker runs
         it now."""
-        fields = {"result": json.dumps(result, default=str)} | ({"error": error} if error is not None else {})
+        fields = {"result": result_json(result)} | ({"error": error} if error is not None else {})
         kind, _ = await self._change(run_id, status, fields, attempt=attempt)
         return kind
 

@@ -193,23 +193,6 @@ class UserStore:
     async def end_session(self, session_id: str) -> None:
         await self.redis.delete(self.keys.session(session_id))
 
-    # -- login throttling ------------------------------------------------------------------------
-
-    async def login_attempt(self, who: list[tuple[str, int]], window: float) -> bool:
-        """Count a sign-in attempt for each (key, limit) before the password is checked; False if over.
-
-        Counting first, atomically, means attempts sent all at once cannot slip under the limit.
-        """
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key, _ in who:
-                pipe.incr(self.keys.login_attempts(key))
-                pipe.expire(self.keys.login_attempts(key), int(window), nx=True)
-            replies = await pipe.execute()
-        return all(count <= limit for count, (_, limit) in zip(replies[::2], who, strict=True))
-
-    async def login_succeeded(self, name: str) -> None:
-        await self.redis.delete(self.keys.login_attempts(f"user:{name}"))
-
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -237,7 +237,7 @@ class Worker:
             await self._run_agent(run, attempt)
 
     async def _run_agent(self, run: Run, attempt: int) -> None:
-        held = _Attempt(self, run.id, attempt)
+        held = _Attempt(self, run, attempt)
         self._holders[run.id] = held.holder
         token = current_holder.set(held.holder)
         try:
@@ -279,9 +279,10 @@ class Worker:
 class _Attempt:
     """One attempt at a run by this worker: what it records, and what its approval requests ask of it."""
 
-    def __init__(self, worker: Worker, run_id: str, attempt: int) -> None:
-        self.worker, self.run_id, self.attempt = worker, run_id, attempt
-        self.holder = RunHolder(fence=self.fence, still_holds=self.still_holds)
+    def __init__(self, worker: Worker, run: Run, attempt: int) -> None:
+        self.worker, self.run_id, self.attempt = worker, run.id, attempt
+        # The run's requests are made in the name of whoever submitted it, so they cannot approve them.
+        self.holder = RunHolder(fence=self.fence, still_holds=self.still_holds, requested_by=run.submitted_by)
 
     def go_on_if(self, status: str) -> None:
         if status == RunStatus.RUNNING:

@@ -22,7 +22,7 @@ async def test_run_agent_waits_for_approval_and_returns_the_result(site: Site) -
         await asyncio.sleep(0.01)
     request = page.items[0]
     assert request.action == "Carry out: rotate the API keys"
-    assert (request.requested_by, request.agent_id) == ("agents", "demo-agent")
+    assert (request.requested_by, request.agent_id) == ("bot", "demo-agent")  # the caller is the requester
     assert request.context["task"] == "rotate the API keys"
     await site.store.approve(request.id, by="root")
     response = await asyncio.wait_for(running, 10)

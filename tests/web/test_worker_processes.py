@@ -81,7 +81,9 @@ async def test_a_killed_workers_runs_finish_exactly_once_without_asking_twice(
     async with ApprovalClient(settings, heartbeat=None) as client:
         users = UserStore(client.store)
         await users.add("root", "long enough pw", Role.ADMIN)
+        await users.add("rev", "long enough pw", Role.REVIEWER)
         token = await users.create_token("root")
+        reviewer = {"Authorization": f"Bearer {await users.create_token('rev')}"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = await processes.start("serve", "--port", str(port), "--agent", PROFILE, ready="approvals is running")
@@ -109,8 +111,10 @@ async def test_a_killed_workers_runs_finish_exactly_once_without_asking_twice(
         victim, survivor = workers
         victim.send_signal(signal.SIGKILL)
         await victim.wait()
-        for request in pending:
-            await api("POST", f"/api/v1/approvals/{request['id']}/decision", json={"outcome": "approve"})
+        assert {request["requested_by"] for request in pending} == {"root"}  # who submitted the runs
+        for request in pending:  # four eyes: the submitter may not approve its runs' requests
+            path = f"/api/v1/approvals/{request['id']}/decision"
+            await api("POST", path, json={"outcome": "approve"}, headers=reviewer)
 
         async def all_finished() -> list[dict[str, Any]] | None:
             runs = [await api("GET", f"/api/v1/runs/{run_id}") for run_id in run_ids]
