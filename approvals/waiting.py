@@ -79,31 +79,43 @@ class DecisionWaiter:
         check.request_id(request_id)
         if timeout is not None:
             check.seconds(timeout, "timeout")
-        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Decision] = loop.create_future()
         self._futures.setdefault(request_id, []).append(future)  # before reading: no lost wake-up
+        # The bound is checked between awaits, never by cancelling one: redis-py may swallow a
+        # cancellation that lands in a command, and the wait would then never end.
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                return await self._wait(request_id, future)
-        except TimeoutError:
-            raise WaitTimeout(request_id, timeout or 0.0) from None
+            decision = await self._wait(request_id, future, deadline)
         finally:
             self._forget(request_id, future)
-
-    async def _wait(self, request_id: str, future: asyncio.Future[Decision]) -> Decision:
-        request = await _retrying(lambda: self._store.get(request_id))
-        decision = request.decision()
-        while decision is None:
-            until_expiry = request.expires_at - time.time()
-            await asyncio.wait([future], timeout=max(0.001, until_expiry))
-            if future.done():
-                return future.result()
-            decision = await self._expire(request_id)
+        if decision is None:
+            raise WaitTimeout(request_id, timeout or 0.0)
         return decision
 
-    async def _expire(self, request_id: str) -> Decision | None:
-        """At the deadline, expire the request ourselves rather than rely on a sweeper."""
+    async def _wait(self, request_id: str, future: asyncio.Future[Decision], deadline: float | None) -> Decision | None:
+        """The decision, or None once `deadline` (loop time) has passed without one."""
+        loop = asyncio.get_running_loop()
+        request = await _retrying(lambda: self._store.get(request_id), deadline)
+        if request is None:
+            return None  # Redis away until the caller's deadline
+        decision = request.decision()
+        while decision is None:
+            left = request.expires_at - time.time()
+            if deadline is not None:
+                left = min(left, deadline - loop.time())
+            await asyncio.wait([future], timeout=max(0.0, left))
+            if future.done():
+                return future.result()
+            if deadline is not None and loop.time() >= deadline:
+                return None
+            decision = await self._expire(request_id, deadline)
+        return decision
+
+    async def _expire(self, request_id: str, deadline: float | None) -> Decision | None:
+        """At the request's deadline, expire it ourselves rather than rely on a sweeper."""
         try:
-            return await _retrying(lambda: self._store.expire(request_id))
+            return await _retrying(lambda: self._store.expire(request_id), deadline)
         except AlreadyDecided as error:
             return error.decision
 
@@ -165,13 +177,17 @@ class DecisionWaiter:
                 self._resolve(decision)
 
 
-async def _retrying(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run a read or write for a waiter; Redis being away for a while must not fail the wait."""
+async def _retrying(operation: Callable[[], Awaitable[T]], deadline: float | None = None) -> T | None:
+    """Run a read or write for a waiter; Redis being away for a while must not fail the wait.
+    None if Redis is still away at `deadline` (loop time)."""
+    loop = asyncio.get_running_loop()
     backoff = 0.05
     while True:
         try:
             return await operation()
         except (RedisConnectionError, RedisTimeoutError, OSError) as error:
             log.debug("approvals: waiter could not reach Redis (%s); retrying in %.2f s", error, backoff)
+        if deadline is not None and loop.time() + backoff >= deadline:
+            return None
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)

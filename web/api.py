@@ -10,7 +10,6 @@ from approvals import (
     AlreadyDecided,
     ApprovalRequest,
     ApprovalStore,
-    Decision,
     IdempotencyConflict,
     InvalidRequest,
     RequestNotFound,
@@ -23,27 +22,22 @@ from approvals.stats import decision_stats
 from . import appkeys
 from .auth import check_csrf, require_user
 from .inputs import read_json_object
-from .render import fields_of
+from .schemas import (
+    CancelInput,
+    DecisionInput,
+    NewRequest,
+    QueueFigures,
+    decision_json,
+    event_json,
+    invalid,
+    parse,
+    request_json,
+)
 from .users import Role
 
 
-def request_json(approval: ApprovalRequest) -> dict[str, Any]:
-    data = fields_of(approval)
-    data["status"] = approval.status.value
-    return data
-
-
-def decision_json(decision: Decision) -> dict[str, Any]:
-    data = fields_of(decision)
-    data["status"] = decision.status.value
-    data["approved"] = decision.approved
-    return data
-
-
-def _bad(error: InvalidRequest) -> web.Response:
-    """400 naming the field at fault, and each problem when there are several (edited arguments)."""
-    body = {"status": 400, "message": str(error), "field": error.field, "errors": error.details}
-    return web.json_response({"error": body}, status=400)
+def _bad(error: InvalidRequest) -> web.HTTPBadRequest:
+    return invalid(error)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -68,36 +62,28 @@ def _int_query(request: web.Request, name: str, default: int) -> int:
         raise web.HTTPBadRequest(text=f"{name} must be a whole number") from None
 
 
-FIELDS = {"action", "args", "queue", "timeout", "idempotency_key", "context", "agent_id", "run_id", "args_schema"}
-
-
 async def create(request: web.Request) -> web.Response:
     user = require_user(request)
-    body = await _body(request)
+    body = parse(NewRequest, await _body(request))
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    if unknown := sorted(set(body) - FIELDS):
-        raise web.HTTPBadRequest(text=f"Unknown field(s) {unknown}; allowed: {sorted(FIELDS)}")
-    if "action" not in body:
-        raise web.HTTPBadRequest(text="action is required: say what the agent wants to do")
-    run_id = body.get("run_id")
-    if isinstance(run_id, str) and await request.app[appkeys.RUNS].exists(run_id):
+    if body.run_id is not None and await request.app[appkeys.RUNS].exists(body.run_id):
         # Its requests are shown with the run's steps as their context: only its worker may ask for it.
         raise web.HTTPBadRequest(text="run_id names a run of this platform; only the worker running it may ask for it")
     try:
         approval = await _store(request).create(
-            body["action"],
-            body.get("args"),
-            queue=body.get("queue"),
-            timeout=body.get("timeout"),
-            agent_id=body.get("agent_id"),
-            run_id=body.get("run_id"),
+            body.action,
+            body.args,
+            queue=body.queue,
+            timeout=body.timeout,
+            agent_id=body.agent_id,
+            run_id=body.run_id,
             requested_by=user.name,
-            idempotency_key=body.get("idempotency_key"),
-            context=body.get("context"),
-            args_schema=body.get("args_schema"),
+            idempotency_key=body.idempotency_key,
+            context=body.context,
+            args_schema=body.args_schema,
         )
     except InvalidRequest as error:
-        return _bad(error)
+        raise _bad(error) from None
     except IdempotencyConflict as error:
         return web.json_response(
             {"error": {"status": 409, "message": str(error), "request_id": error.request_id}}, status=409
@@ -119,7 +105,7 @@ async def list_requests(request: web.Request) -> web.Response:
         else:
             raise web.HTTPBadRequest(text="status must be pending or decided")
     except InvalidRequest as error:
-        return _bad(error)
+        raise _bad(error) from None
     items = [request_json(r) for r in page.items]
     return web.json_response({"items": items, "total": page.total, "offset": page.offset, "limit": page.limit})
 
@@ -131,46 +117,44 @@ async def get_request(request: web.Request) -> web.Response:
 
 async def decide(request: web.Request) -> web.Response:
     user = require_user(request)
-    body = await _body(request)
+    body = parse(DecisionInput, await _body(request))
     check_csrf(request, request.headers.get("X-CSRF-Token"))
     approval = await _get(request)
     if not user.can_decide(approval.queue):
         raise web.HTTPForbidden(text=f"{user.name} may not decide requests in queue {approval.queue!r}")
-    outcome = body.get("outcome")
     store = _store(request)
     try:
-        if outcome == "approve":
-            decision = await store.approve(
-                approval.id, by=user.name, edited_args=body.get("edited_args"), reason=body.get("reason")
-            )
-        elif outcome == "reject":
-            decision = await store.reject(approval.id, by=user.name, reason=body.get("reason") or "")
+        if body.outcome == "approve":
+            decision = await store.approve(approval.id, by=user.name, edited_args=body.edited_args, reason=body.reason)
         else:
-            raise web.HTTPBadRequest(text="outcome must be approve or reject (approve may carry edited_args)")
+            decision = await store.reject(approval.id, by=user.name, reason=body.reason)
     except InvalidRequest as error:
-        return _bad(error)
+        raise _bad(error) from None
     except SelfDecisionForbidden as error:
         raise web.HTTPForbidden(text=str(error)) from None
     except AlreadyDecided as error:
-        message = {"status": 409, "message": str(error), "decision": decision_json(error.decision)}
-        return web.json_response({"error": message}, status=409)
+        return _already(error)
     return web.json_response(decision_json(decision))
+
+
+def _already(error: AlreadyDecided) -> web.Response:
+    message = {"status": 409, "message": str(error), "decision": decision_json(error.decision)}
+    return web.json_response({"error": message}, status=409)
 
 
 async def cancel(request: web.Request) -> web.Response:
     user = require_user(request)
-    body = await _body(request) if request.can_read_body else {}
+    body = parse(CancelInput, await _body(request) if request.can_read_body else {})
     check_csrf(request, request.headers.get("X-CSRF-Token"))
     approval = await _get(request)
     if approval.requested_by != user.name and user.role is not Role.ADMIN:
         raise web.HTTPForbidden(text="Only the requester or an admin may cancel a request")
     try:
-        decision = await _store(request).cancel(approval.id, by=user.name, reason=body.get("reason"))
+        decision = await _store(request).cancel(approval.id, by=user.name, reason=body.reason)
     except InvalidRequest as error:
-        return _bad(error)
+        raise _bad(error) from None
     except AlreadyDecided as error:
-        message = {"status": 409, "message": str(error), "decision": decision_json(error.decision)}
-        return web.json_response({"error": message}, status=409)
+        return _already(error)
     return web.json_response(decision_json(decision))
 
 
@@ -179,7 +163,7 @@ async def wait(request: web.Request) -> web.Response:
     require_user(request)
     settings = request.app[appkeys.SETTINGS]
     try:
-        timeout = float(request.query.get("timeout", "30"))
+        timeout = float(request.query.get("timeout", min(30.0, settings.max_wait)))
         check.seconds(timeout, "timeout", maximum=settings.max_wait)
     except ValueError:
         raise web.HTTPBadRequest(text=f"timeout must be a number of seconds, at most {settings.max_wait:g}") from None
@@ -198,19 +182,18 @@ async def queues(request: web.Request) -> web.Response:
     items = []
     for q in await store.queue_stats():
         s = stats.get(q.queue)
-        items.append(
-            {
-                "queue": q.queue,
-                "depth": q.depth,
-                "oldest_age": q.oldest_age,
-                "decisions_per_minute": s.per_minute if s else 0.0,
-                "time_to_decision_p50": s.p50 if s else None,
-                "time_to_decision_p95": s.p95 if s else None,
-                "expired_last_hour": s.expired if s else 0,
-                "cancelled_last_hour": s.cancelled if s else 0,
-                "withdrawn_last_hour": s.withdrawn if s else 0,
-            }
+        figures = QueueFigures(
+            queue=q.queue,
+            depth=q.depth,
+            oldest_age=q.oldest_age,
+            decisions_per_minute=s.per_minute if s else 0.0,
+            time_to_decision_p50=s.p50 if s else None,
+            time_to_decision_p95=s.p95 if s else None,
+            expired_last_hour=s.expired if s else 0,
+            cancelled_last_hour=s.cancelled if s else 0,
+            withdrawn_last_hour=s.withdrawn if s else 0,
         )
+        items.append(figures.model_dump(mode="json"))
     return web.json_response({"queues": items})
 
 
@@ -222,5 +205,5 @@ async def audit(request: web.Request) -> web.Response:
             before=request.query.get("before"), after=request.query.get("after"), limit=limit
         )
     except InvalidRequest as error:
-        return _bad(error)
-    return web.json_response({"events": [fields_of(e) for e in page.events], "next_cursor": page.next_cursor})
+        raise _bad(error) from None
+    return web.json_response({"events": [event_json(e) for e in page.events], "next_cursor": page.next_cursor})

@@ -31,6 +31,7 @@ def create_app(settings: WebSettings | None = None) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app[appkeys.SETTINGS] = settings
     app[appkeys.AGENT_FACTORY] = load_profile(settings.agent_profile)  # a wrong profile fails at start
+    app[openapi.DOCUMENT_KEY] = openapi.document(settings.max_wait)
     setup_templates(app)
     setup_routes(app)
     app.cleanup_ctx.append(resources)

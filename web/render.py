@@ -135,7 +135,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as error:
         if error.status < 400:
             raise  # redirects
-        response = error_response(request, error.status, message_of(error))
+        response = error_response(request, error.status, message_of(error), getattr(error, "extra", None))
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="approvals"'
         if "Allow" in error.headers:  # a 405 says which methods the address takes

@@ -18,15 +18,15 @@ from aiohttp import web
 
 from approvals import ApprovalRequest, InvalidRequest
 from approvals.asking import RunHolder, current_holder
-from approvals.validation import seconds
 
 from . import appkeys
 from .auth import check_csrf, require_user
 from .inputs import read_form, read_json_object
 from .live import KEEPALIVE, sse_message
 from .pages import still_signed_in
-from .render import fields_of, render
-from .runstore import ACTIVE, VIEWS, Run, RunFinished, RunNotFound, check_task
+from .render import render
+from .runstore import ACTIVE, VIEWS, Run, RunFinished, RunNotFound
+from .schemas import RUN, NewRun, RunAgentResult, RunApproval, parse
 from .users import Role, User
 
 # -- running one agent per request -----------------------------------------------------------------
@@ -41,20 +41,15 @@ async def run_agent(request: web.Request) -> web.Response:
     up stops the run, and the requests it was waiting for are withdrawn.
     """
     user = require_user(request)
-    body = await read_json_object(request)
+    body = parse(NewRun, await read_json_object(request))
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    settings = request.app[appkeys.SETTINGS]
-    try:
-        task = check_task(body.get("task"))
-        timeout = body.get("timeout")
-        timeout = settings.run_timeout if timeout is None else timeout
-        limit = None if timeout is None else seconds(timeout, "timeout")
-    except InvalidRequest as error:
-        raise web.HTTPBadRequest(text=str(error)) from None
+    limit = request.app[appkeys.SETTINGS].run_timeout if body.timeout is None else body.timeout
+    task = body.task
     agent = request.app[appkeys.AGENT_FACTORY](request.app[appkeys.RUNS_CLIENT])
     current_holder.set(RunHolder(requested_by=user.name))  # its requests are the caller's: four eyes hold
     result = await agent.arun(task, return_full_result=True, run_timeout=limit)
-    return web.json_response({"result": _json_safe(result.output), "state": result.state})
+    answer = RunAgentResult(result=_json_safe(result.output), state=result.state)
+    return web.json_response(answer.model_dump(mode="json"))
 
 
 def _json_safe(value: Any) -> Any:
@@ -71,9 +66,9 @@ def _json_safe(value: Any) -> Any:
 async def submit_run(request: web.Request) -> web.Response:
     """`POST /api/v1/runs`: queue a run for the workers; 202 with its id at once."""
     user = require_user(request)
-    body = await read_json_object(request)
+    body = parse(NewRun, await read_json_object(request))
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    run = await _submit(request, user, body.get("task", ""), body.get("timeout"))
+    run = await _submit(request, user, body.task, body.timeout)
     return web.json_response(run_json(run), status=202, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
@@ -139,19 +134,21 @@ async def run_events_api(request: web.Request) -> web.StreamResponse:
 
 
 def run_json(run: Run) -> dict[str, Any]:
-    return fields_of(run) | {"status": run.status.value, "state": run.state, "result": _json_safe(run.result)}
+    data: dict[str, Any] = RUN.dump_python(run, mode="json")
+    return data | {"state": run.state}
 
 
 def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:
-    return {
-        "id": approval.id,
-        "action": approval.action,
-        "queue": approval.queue,
-        "status": approval.status.value,
-        "created_at": approval.created_at,
-        "decided_by": approval.decided_by,
-        "reason": approval.reason,
-    }
+    summary = RunApproval(
+        id=approval.id,
+        action=approval.action,
+        queue=approval.queue,
+        status=approval.status.value,
+        created_at=approval.created_at,
+        decided_by=approval.decided_by,
+        reason=approval.reason,
+    )
+    return summary.model_dump(mode="json")
 
 
 # -- the runs pages --------------------------------------------------------------------------------

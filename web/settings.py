@@ -42,9 +42,10 @@ class WebSettings:
         values: dict[str, Any] = {"approvals": Settings.from_env(environ), "secure_cookies": secure}
         if profile := environ.get("APPROVALS_AGENT", "").strip():
             values["agent_profile"] = profile
-        if limit := environ.get("APPROVALS_RUN_TIMEOUT", "").strip():
-            try:
-                values["run_timeout"] = float(limit)
-            except ValueError:
-                raise InvalidSettings("APPROVALS_RUN_TIMEOUT", f"{limit!r} is not a number of seconds") from None
+        for variable, name in (("APPROVALS_RUN_TIMEOUT", "run_timeout"), ("APPROVALS_MAX_WAIT", "max_wait")):
+            if raw := environ.get(variable, "").strip():
+                try:
+                    values[name] = float(raw)
+                except ValueError:
+                    raise InvalidSettings(variable, f"{raw!r} is not a number of seconds") from None
         return cls(**(values | overrides))

@@ -209,3 +209,14 @@ class FreezableProxy:
             if key not in self._frozen:
                 sink.write(data)
                 await sink.drain()
+
+
+async def test_a_tiny_wait_bound_ends_at_once_even_inside_a_redis_command(client: ApprovalClient) -> None:
+    """The bound is checked between awaits: a cancellation landing in a Redis command could be swallowed."""
+    request = await client.create("deploy")
+    for timeout in (5e-324, 0.001, 0.05):
+        started = time.monotonic()
+        with pytest.raises(WaitTimeout):
+            await asyncio.wait_for(client.wait(request.id, timeout=timeout), 5)
+        assert time.monotonic() - started < 1
+    assert (await client.get(request.id)).pending
