@@ -8,6 +8,7 @@ with a message per field, and nothing is written.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from agent_runtime.concurrency import default_thread_limiter
 
+from . import validation as check
 from .errors import InvalidRequest
 
 MAX_SCHEMA_BYTES = 16 * 1024
@@ -47,20 +49,35 @@ def check_schema(value: object, field: str = "args_schema") -> str:
     """The schema as JSON to store, or InvalidRequest: an object schema, of the safe subset, valid."""
     if not isinstance(value, Mapping):
         raise InvalidRequest(field, "must be a JSON Schema object, like the tool's input schema")
-    if value.get("type") != "object":
-        raise InvalidRequest(field, 'must describe an object of named arguments ({"type": "object", ...})')
-    if _check_keywords(value, field) > MAX_SUBSCHEMAS:
-        raise InvalidRequest(field, f"must hold at most {MAX_SUBSCHEMAS} schemas in all")
+    check.json_shape(value, field)  # defaults, consts and enums hold values too: as deep as any
     try:
-        Draft202012Validator.check_schema(value)
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except SchemaError as error:
-        raise InvalidRequest(field, f"is not a valid JSON Schema ({error.message})") from None
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True)
+        size = len(encoded.encode())
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidRequest(field, f"must be JSON-serialisable ({error})") from None
-    if len(encoded.encode()) > MAX_SCHEMA_BYTES:
+    if size > MAX_SCHEMA_BYTES:
         raise InvalidRequest(field, f"must encode to at most {MAX_SCHEMA_BYTES} bytes of JSON")
+    problem = _problem_with(encoded)  # a tool sends the same schema with every call: checked once
+    if problem is not None:
+        raise InvalidRequest(field, problem)
     return encoded
+
+
+@functools.lru_cache(maxsize=256)
+def _problem_with(encoded: str) -> str | None:
+    """What is wrong with the schema `encoded` holds, or None."""
+    value = json.loads(encoded)
+    if value.get("type") != "object":
+        return 'must describe an object of named arguments ({"type": "object", ...})'
+    try:
+        if _check_keywords(value, "") > MAX_SUBSCHEMAS:
+            return f"must hold at most {MAX_SUBSCHEMAS} schemas in all"
+        Draft202012Validator.check_schema(value)
+    except InvalidRequest as error:
+        return error.details[0]["message"]
+    except SchemaError as error:
+        return f"is not a valid JSON Schema ({error.message})"
+    return None
 
 
 def _check_keywords(schema: object, field: str, depth: int = 0) -> int:

@@ -100,7 +100,7 @@ class Settings:
         return cls(**values)
 
 
-SECRET_PARAMETERS = frozenset({"password", "pass", "passwd", "pwd", "auth", "token", "secret"})
+SECRET_WORDS = ("pass", "pwd", "auth", "token", "secret", "key")  # in a query parameter's name
 
 
 def masked_url(url: str) -> str:
@@ -109,15 +109,21 @@ def masked_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
+        if "@" in f"{parts.path}{parts.query}{parts.fragment}":
+            raise ValueError("an @ outside the host part: a password with characters left unencoded")
         if "@" in netloc:
             credentials, _, host = netloc.rpartition("@")
             user, colon, _ = credentials.partition(":")
             netloc = f"{user}{':***' if colon else ''}@{host}"
-        query = [(k, "***" if k.lower() in SECRET_PARAMETERS else v) for k, v in parse_qsl(parts.query, True)]
+        query = [(k, "***" if _secret(k) else v) for k, v in parse_qsl(parts.query, True)]
         shown = f"?{urlencode(query, safe='*')}" if query else ""
         return f"{parts.scheme}://{netloc}{parts.path}{shown}"
     except ValueError:
         return f"{url.split(':', 1)[0]}://(not shown)"
+
+
+def _secret(parameter: str) -> bool:
+    return any(word in parameter.lower() for word in SECRET_WORDS)
 
 
 def _parse(variable: str, raw: str, convert: Callable[[str], T]) -> T:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from . import schema, scripts
 from . import validation as check
@@ -239,10 +240,19 @@ class ApprovalStore:
         for cursor in (before, after):
             if cursor is not None:
                 check.stream_id(cursor)
-        if after is not None:
-            entries = await self.redis.xrange(self.keys.events, min=f"({after}", count=limit)
-        else:
-            entries = await self.redis.xrevrange(self.keys.events, max=f"({before}" if before else "+", count=limit)
+        if (
+            before is not None
+            and before.split("-")[0].lstrip("0") == ""
+            and before.rpartition("-")[2].lstrip("0") == ""
+        ):
+            return AuditPage([], None)  # nothing comes before the first possible id (Redis refuses "(0-0")
+        try:
+            if after is not None:
+                entries = await self.redis.xrange(self.keys.events, min=f"({after}", count=limit)
+            else:
+                entries = await self.redis.xrevrange(self.keys.events, max=f"({before}" if before else "+", count=limit)
+        except ResponseError:  # an id Redis will not take as an exclusive bound
+            raise InvalidRequest("before" if before else "after", "is not a usable event id") from None
         events = [AuditEvent.from_entry(event_id, fields) for event_id, fields in entries]
         return AuditPage(events, events[-1].event_id if len(events) == limit else None)
 

@@ -31,8 +31,24 @@ _CONTROL_BUT_WHITESPACE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ZERO_WIDTH_JOINER = "\u200d"  # joins emoji: a visible part of the text it is in
 
 
+# Shown as nothing, or as blank space, though they are there: Unicode's default-ignorable code points
+# beyond category Cf (combining grapheme joiner, Hangul fillers, variation selectors...) and a few blanks.
+_IGNORABLE = frozenset(
+    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+    | set(range(0xE0100, 0xE01F0))
+)
+
+
 def _invisible(character: str) -> bool:
     return character != ZERO_WIDTH_JOINER and unicodedata.category(character) == "Cf"
+
+
+def _hidden(character: str) -> bool:
+    """Invisible, text-direction, control (C0, C1), line or paragraph separating, or ignorable."""
+    category = unicodedata.category(character)
+    return _invisible(character) or category in ("Cc", "Zl", "Zp") or ord(character) in _IGNORABLE
 
 
 def invisible_characters(text: str) -> list[str]:
@@ -42,17 +58,24 @@ def invisible_characters(text: str) -> list[str]:
 
 
 def visible_text(text: str) -> str:
-    """`text` with each invisible or text-direction character written out as `\\u202e`, so what a
-    reviewer reads is what the agent will do (inside JSON strings, the same escape means the same)."""
+    """`text` with each invisible or text-direction character written out as a JSON escape (`\\u202e`;
+    a surrogate pair above U+FFFF), so what a reviewer reads is what the agent will do, and inside a
+    JSON string the escape means the same character."""
     if not invisible_characters(text):
         return text
-    return "".join(
-        f"\\u{ord(c):04x}" if c != ZERO_WIDTH_JOINER and unicodedata.category(c) == "Cf" else c for c in text
-    )
+    return "".join(_escaped(c) if _invisible(c) else c for c in text)
+
+
+def _escaped(character: str) -> str:
+    code = ord(character)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _visible(value: str, field: str) -> None:
-    if found := invisible_characters(value):
+    if found := [c for c in value if _hidden(c)]:
         names = ", ".join(sorted({f"U+{ord(c):04X}" for c in found}))
         raise InvalidRequest(field, f"must not contain invisible or text-direction characters ({names})")
 
@@ -117,7 +140,7 @@ def json_object(value: object, field: str) -> str:
     """Encode a mapping of JSON-safe data, bounded in size; the encoded text is what gets stored."""
     if not isinstance(value, Mapping):
         raise InvalidRequest(field, f"must be a mapping of names to JSON values, not {type(value).__name__}")
-    _check_shape(value, field)  # first: bounded, so that encoding cannot run out of stack
+    json_shape(value, field)  # first: bounded, so that encoding cannot run out of stack
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         size = len(encoded.encode())
@@ -128,7 +151,7 @@ def json_object(value: object, field: str) -> str:
     return encoded
 
 
-def _check_shape(value: object, field: str) -> None:
+def json_shape(value: object, field: str) -> None:
     """Depth, number of values and string keys, without recursion (a hostile value may be deep).
 
     JSON would turn 1 into "1" and let {1: a, "1": b} collapse: what is reviewed must be what was sent.
@@ -185,15 +208,30 @@ def stream_id(value: object, field: str = "cursor") -> str:
 
 
 def decode_json_object(text: str | None) -> dict[str, Any]:
-    """Decode what `json_object` stored (our own hash). A value stored before the depth limit existed
-    may be too deep to decode: a note stands in for it, so no page or response fails on it."""
+    """Decode what `json_object` stored (our own hash). A value stored before the limits existed may
+    be too deep to show (or to decode): a note stands in for it, so no page or response fails on it."""
     if not text:
         return {}
+    note = {UNREADABLE: f"nested more than {MAX_DEPTH} levels deep ({len(text)} bytes): not shown"}
     try:
         decoded: dict[str, Any] = json.loads(text)
     except RecursionError:
-        return {UNREADABLE: f"nested more than {MAX_DEPTH} levels deep ({len(text)} bytes): not shown"}
+        return note
+    if text.count("{") + text.count("[") > MAX_DEPTH and too_deep(decoded):  # a cheap look first
+        return note
     return decoded
+
+
+def too_deep(value: object, depth: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests objects and arrays more than `depth` levels deep (without recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, Mapping | list | tuple):
+            if level > depth:
+                return True
+            stack.extend((item, level + 1) for item in (node.values() if isinstance(node, Mapping) else node))
+    return False
 
 
 _SHORT = reprlib.Repr()  # depth- and size-bounded repr (3.11 takes no keyword arguments here)
@@ -205,6 +243,8 @@ def result_json(value: Any) -> str:
     """Whatever a tool or an agent returned, as JSON to keep: as is when it can be, else (too deep,
     too large, not JSON) a short text standing in for it, so keeping it can never fail."""
     try:
+        if too_deep(value):
+            raise ValueError("too deep")
         text = json.dumps(value, default=str, ensure_ascii=False)
     except (RecursionError, ValueError, TypeError):
         text = json.dumps(_SHORT.repr(value), ensure_ascii=False)

@@ -96,20 +96,26 @@ class Measured:
     decided: list[ApprovalRequest]
 
 
-async def load(base: str, token: str, client: ApprovalClient, count: int, rate: float, workers: list[int]) -> Measured:
-    """Submit `count` runs, wait until all wait for a person, decide them all, wait until all finished."""
+async def load(
+    base: str, tokens: tuple[str, str], client: ApprovalClient, count: int, rate: float, workers: list[int]
+) -> Measured:
+    """Submit `count` runs, wait until all wait for a person, decide them all, wait until all finished.
+
+    One user submits, another decides: a run's requests are its submitter's, who may not approve them.
+    """
     idle_rss = [rss_kb(pid) for pid in workers]
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(base, headers=headers, connector=aiohttp.TCPConnector(limit=CONNECTIONS)) as http:
+    submitter, reviewer = ({"Authorization": f"Bearer {token}"} for token in tokens)
+    async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=CONNECTIONS)) as http:
 
         async def submit(n: int) -> str:
-            async with http.post("/api/v1/runs", json={"task": f"bench task {n}"}) as response:
+            async with http.post("/api/v1/runs", json={"task": f"bench task {n}"}, headers=submitter) as response:
                 assert response.status == 202, await response.text()
                 run_id: str = (await response.json())["id"]
                 return run_id
 
         async def decide(request_id: str) -> None:
-            async with http.post(f"/api/v1/approvals/{request_id}/decision", json={"outcome": "approve"}) as response:
+            path = f"/api/v1/approvals/{request_id}/decision"
+            async with http.post(path, json={"outcome": "approve"}, headers=reviewer) as response:
                 assert response.status == 200, await response.text()
 
         print(f"submitting {count:,} runs ...", flush=True)
@@ -182,11 +188,12 @@ async def main() -> None:
         ) as client:
             users = UserStore(client.store)
             await users.add("bench", "bench password", Role.ADMIN)
-            token = await users.create_token("bench")
+            await users.add("bench-reviewer", "bench password", Role.REVIEWER)
+            tokens = (await users.create_token("bench"), await users.create_token("bench-reviewer"))
             base = f"http://127.0.0.1:{port}"
             await until_ready(base)
             await asyncio.sleep(1.0)  # the workers connect
-            measured = await load(base, token, client, args.runs, args.rate, [p.pid for p in processes[1:]])
+            measured = await load(base, tokens, client, args.runs, args.rate, [p.pid for p in processes[1:]])
     finally:
         for process in processes:
             process.terminate()

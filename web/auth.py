@@ -71,7 +71,7 @@ def check_csrf(request: web.Request, submitted: str | None) -> None:
     if not request[appkeys.VIA_SESSION]:
         return  # bearer tokens are not sent by browsers on their own: no CSRF risk
     expected = request[appkeys.CSRF] or ""
-    if not submitted or not hmac.compare_digest(submitted, expected):
+    if not submitted or not hmac.compare_digest(submitted.encode(errors="replace"), expected.encode()):
         raise web.HTTPForbidden(text="The form expired or did not come from this site; reload the page and try again")
 
 

@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     remove.set_defaults(run=lambda a: _with_users(_remove_user, a))
     unlock = users.add_parser("unlock", help="clear a user's failed sign-ins, wherever they came from")
     unlock.add_argument("name")
+    unlock.add_argument("--address", help="also clear this address's failed sign-ins (as the server saw it)")
     unlock.set_defaults(run=lambda a: _with_users(_unlock_user, a))
 
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(required=True, metavar="action")
@@ -241,7 +242,7 @@ async def _remove_user(users: UserStore, args: argparse.Namespace) -> int:
 async def _unlock_user(users: UserStore, args: argparse.Namespace) -> int:
     settings = WebSettings.from_env()
     throttle = LoginThrottle(users.redis, users.keys, limit=settings.login_attempts, window=settings.login_window)
-    cleared = await throttle.unlock(args.name)
+    cleared = await throttle.unlock(args.name, args.address)
     print(f"unlocked {args.name}: {cleared} count(s) of failed sign-ins cleared")
     return 0
 

@@ -13,6 +13,7 @@ from approvals.heartbeat import live_processes
 from approvals.stats import decision_stats
 
 from . import appkeys
+from .auth import require_user
 
 DECISIONS = ("approved", "rejected")
 
@@ -39,6 +40,8 @@ class _Text:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text, for any signed-in user or token (it names reviewers): scrape with a token."""
+    require_user(request)
     client = request.app[appkeys.CLIENT]
     store = client.store
     out = _Text()
@@ -137,6 +140,6 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     try:
         await asyncio.wait_for(request.app[appkeys.CLIENT].store.redis.ping(), 2)
-    except (RedisError, OSError, TimeoutError) as error:
-        return web.json_response({"status": "unavailable", "redis": str(error)}, status=503)
+    except (RedisError, OSError, TimeoutError):
+        return web.json_response({"status": "unavailable", "redis": "does not answer"}, status=503)
     return web.json_response({"status": "ready"})

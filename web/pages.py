@@ -36,7 +36,7 @@ from .auth import SESSION_COOKIE, check_csrf, current_user, require_user, set_se
 from .inputs import parse_json, read_form
 from .live import KEEPALIVE, LiveEvent, sse_message
 from .render import render, summary
-from .throttle import LoginThrottle
+from .throttle import LoginThrottle, client_address
 from .users import User
 
 HISTORY_SCAN = 2000  # decided requests searched, newest first, by the history page's filters
@@ -236,6 +236,7 @@ def _parse_edit(text: str | None) -> dict[str, Any]:
         raise InvalidRequest("edited_args", str(error)) from None
     if not isinstance(value, dict):
         raise InvalidRequest("edited_args", "must be a JSON object, like the arguments asked for")
+    check.json_object(value, "edited_args")  # what the store will check, before it is shown as a difference
     return value
 
 
@@ -439,7 +440,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not token or not secrets_equal(token, submitted):
         return failed(403, "The login form expired; please try again")
     throttle = LoginThrottle(users.redis, users.keys, limit=settings.login_attempts, window=settings.login_window)
-    address = request.remote or "unknown"
+    address = client_address(request, settings.trusted_proxies)
     if (refusal := await throttle.attempt(name[:64], address)) is not None:
         return failed(429, refusal.message)
     user = await users.authenticate(name, password)

@@ -98,7 +98,7 @@ def summary(args: dict[str, Any], limit: int = 80) -> str:
 # -- errors ----------------------------------------------------------------------------------------
 
 
-JSON_PATHS = ("/api/", "/run-agent")
+JSON_PATHS = ("/api/", "/run-agent", "/metrics")
 
 
 def wants_json(request: web.Request) -> bool:

@@ -286,9 +286,8 @@ class RunStore:
 
     async def add_step(self, run_id: str, attempt: int, step: dict[str, Any]) -> str:
         """Append a step of `attempt`; returns the run's status ('superseded' if another attempt runs now)."""
-        step = {k: v[:MAX_STEP_TEXT] if isinstance(v, str) else v for k, v in step.items()}
         keys = [self.keys.run(run_id), self.keys.run_steps(run_id)]
-        status: str = await self._add_step(keys=keys, args=[run_id, attempt, result_json(step), self.keys.runs_channel])
+        status: str = await self._add_step(keys=keys, args=[run_id, attempt, step_json(step), self.keys.runs_channel])
         return status
 
     async def holder_status(self, run_id: str, attempt: int) -> str:
@@ -409,6 +408,21 @@ class RunStore:
         argv.append("" if attempt is None else str(attempt))
         reply = await self._transition(keys=keys, args=argv + [part for pair in fields.items() for part in pair])
         return reply[0], reply[1] if len(reply) > 1 else None
+
+
+def step_json(step: dict[str, Any]) -> str:
+    """A step as kept: always an object; text cut to MAX_STEP_TEXT characters, any other value (a final
+    answer) kept as `result_json` keeps results, and cut to text if it is still too large."""
+    kept: dict[str, Any] = {}
+    for name, value in step.items():
+        if isinstance(value, str):
+            kept[name] = value[:MAX_STEP_TEXT]
+        elif value is None or isinstance(value, bool | int | float):
+            kept[name] = value
+        else:
+            text = result_json(value)
+            kept[name] = json.loads(text) if len(text) <= MAX_STEP_TEXT else text[:MAX_STEP_TEXT] + "... [cut]"
+    return json.dumps(kept, ensure_ascii=False)
 
 
 def check_task(task: object) -> str:

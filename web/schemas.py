@@ -5,6 +5,7 @@ responses are built from the same types the document describes.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
@@ -202,11 +203,16 @@ _MISSING_HINTS = {
 }
 
 
+@functools.cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)  # building one costs milliseconds: once per model
+
+
 def parse(model: Any, body: dict[str, Any]) -> Any:
     """`body` checked by `model` (a model, or an annotated union of them); a 400 in the API's error shape
     (message, field, and one entry per problem) if it does not fit."""
     try:
-        return TypeAdapter(model).validate_python(body, strict=True)
+        return _adapter(model).validate_python(body, strict=True)
     except ValidationError as error:
         raise bad_request(_problems(error, _fields(model))) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +27,18 @@ class WebSettings:
     agent_profile: str = "demo"  # what POST /run-agent runs: a built-in profile or 'module:function'
     in_process_worker: bool | None = None  # run queued runs in this process too; None: only when embedded
     run_timeout: float | None = None  # default time limit of a queued run, waits for people included
+    trusted_proxies: tuple[str, ...] = ()  # addresses (or networks) of proxies whose X-Forwarded-For is believed
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise InvalidSettings("port", "must be between 1 and 65535")
         if self.max_wait <= 0 or self.session_ttl <= 0:
             raise InvalidSettings("max_wait", "timeouts must be positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise InvalidSettings("APPROVALS_TRUSTED_PROXIES", f"{proxy!r} is not an address or network") from None
         if self.run_timeout is not None and not 0 < self.run_timeout <= 365 * 86400:
             raise InvalidSettings("run_timeout", "must be a positive number of seconds, at most a year")
 
@@ -42,6 +49,8 @@ class WebSettings:
         values: dict[str, Any] = {"approvals": Settings.from_env(environ), "secure_cookies": secure}
         if profile := environ.get("APPROVALS_AGENT", "").strip():
             values["agent_profile"] = profile
+        if proxies := environ.get("APPROVALS_TRUSTED_PROXIES", "").strip():
+            values["trusted_proxies"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
         for variable, name in (("APPROVALS_RUN_TIMEOUT", "run_timeout"), ("APPROVALS_MAX_WAIT", "max_wait")):
             if raw := environ.get(variable, "").strip():
                 try:

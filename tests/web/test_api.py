@@ -174,7 +174,8 @@ async def test_metrics_health_and_readiness(site: Site) -> None:
     request = await create(site, queue="ops")
     await site.store.reject(request["id"], by="root", reason="no")
     await create(site, queue="ops")
-    text = await (await site.client.get("/metrics")).text()
+    assert (await site.client.get("/metrics")).status == 401  # it names reviewers: a scraper sends a token
+    text = await (await site.client.get("/metrics", headers=site.bearer("vic"))).text()
     assert 'approvals_queue_depth{queue="ops"} 1' in text
     assert 'approvals_decisions_total{queue="ops",outcome="rejected"} 1' in text
     assert 'approvals_requests_created_total{queue="ops"} 2' in text

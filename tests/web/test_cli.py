@@ -85,26 +85,29 @@ async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
         password = re.search(r"password '([^']+)'", first).group(1)
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:  # cookies from an IP
             deadline = time.monotonic() + 30
+            while True:  # the server is up once its login page answers
+                assert time.monotonic() < deadline, "the demo never served its login page"
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/login") as page:
+                        token = re.search(r'name="login_csrf" value="([^"]+)"', await page.text()).group(1)
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.2)
+            form = {"username": "demo", "password": password, "login_csrf": token}
+            async with session.post(f"http://127.0.0.1:{port}/login", data=form) as signed_in:
+                assert signed_in.status == 200
+                assert "Pending approvals" in await signed_in.text()
             created = 0
-            while created == 0:
+            while created == 0:  # /metrics, as a signed-in user: it names reviewers
                 assert time.monotonic() < deadline, "the demo agents never asked"
                 await asyncio.sleep(0.5)
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                        text = await response.text()
-                except aiohttp.ClientConnectionError:
-                    continue
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    text = await response.text()
                 created = sum(
                     int(line.rsplit(" ", 1)[1])
                     for line in text.splitlines()
                     if line.startswith("approvals_requests_created_total{")
                 )
-            async with session.get(f"http://127.0.0.1:{port}/login") as page:
-                token = re.search(r'name="login_csrf" value="([^"]+)"', await page.text()).group(1)
-            form = {"username": "demo", "password": password, "login_csrf": token}
-            async with session.post(f"http://127.0.0.1:{port}/login", data=form) as signed_in:
-                assert signed_in.status == 200
-                assert "Pending approvals" in await signed_in.text()
             # Its first queued run is taken by the in-process worker and waits for a person.
             while "No runs here." in (
                 page := await (await session.get(f"http://127.0.0.1:{port}/runs?state=waiting")).text()

@@ -281,11 +281,11 @@ async def test_runs_and_workers_on_metrics_and_the_ops_page(site: Site) -> None:
     await asked(site, run["id"])
 
     async def metrics_show_it() -> bool:
-        text = await (await site.client.get("/metrics")).text()
+        text = await (await site.client.get("/metrics", headers=site.bearer("vic"))).text()
         return 'approvals_worker_runs{worker="in-process"} 1' in text
 
     await eventually(metrics_show_it, timeout=5)
-    text = await (await site.client.get("/metrics")).text()
+    text = await (await site.client.get("/metrics", headers=site.bearer("vic"))).text()
     for state, count in (("queued", 0), ("running", 1), ("waiting", 1), ("finished", 0)):
         assert f'approvals_runs{{state="{state}"}} {count}' in text
     await site.login("vic")
