@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from .validation import decode_json_object
+from .jsonvalues import decode_json_object
 
 T = TypeVar("T")
 

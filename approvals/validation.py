@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidRequest
+from .jsonvalues import MAX_DEPTH, too_deep
+
+__all__ = ["MAX_DEPTH", "too_deep"]  # with the checks below: the limits on JSON values, in one import
 
 MAX_ACTION = 500
 MAX_NAME = 200  # agent id, run id, requester, reviewer, idempotency key
 MAX_REASON = 4000
 MAX_JSON_BYTES = 64 * 1024  # args, edited args and context, each, encoded
-MAX_DEPTH = 32  # objects and arrays nested in one another, the outermost included
 MAX_VALUES = 10_000  # values (keys, items and everything they hold) in one args, edited args or context
-UNREADABLE = "_unreadable"  # the key of what stands in for a stored value too deep to decode
 MAX_TIMEOUT = 365 * 86400.0
 MAX_PAGE = 500
 MAX_OFFSET = 10**9
@@ -205,33 +206,6 @@ def stream_id(value: object, field: str = "cursor") -> str:
     if any(int(part) >= 2**64 for part in value.split("-")):
         raise InvalidRequest(field, "is out of range")
     return value
-
-
-def decode_json_object(text: str | None) -> dict[str, Any]:
-    """Decode what `json_object` stored (our own hash). A value stored before the limits existed may
-    be too deep to show (or to decode): a note stands in for it, so no page or response fails on it."""
-    if not text:
-        return {}
-    note = {UNREADABLE: f"nested more than {MAX_DEPTH} levels deep ({len(text)} bytes): not shown"}
-    try:
-        decoded: dict[str, Any] = json.loads(text)
-    except RecursionError:
-        return note
-    if text.count("{") + text.count("[") > MAX_DEPTH and too_deep(decoded):  # a cheap look first
-        return note
-    return decoded
-
-
-def too_deep(value: object, depth: int = MAX_DEPTH) -> bool:
-    """Whether `value` nests objects and arrays more than `depth` levels deep (without recursion)."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, Mapping | list | tuple):
-            if level > depth:
-                return True
-            stack.extend((item, level + 1) for item in (node.values() if isinstance(node, Mapping) else node))
-    return False
 
 
 _SHORT = reprlib.Repr()  # depth- and size-bounded repr (3.11 takes no keyword arguments here)

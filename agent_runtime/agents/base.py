@@ -1,87 +1,27 @@
-"""Agents: `CodeAgent` and `ToolCallingAgent`, async-first, with `arun` and a sync `run` over it.
-
-Every run has its own `RunState` (memory, step number, state, executor): concurrent `arun` calls
-on one agent instance never see each other's steps.
+"""`MultiStepAgent`: the step loop both agents share (plan, act, observe, until a final answer), with
+`arun` and a sync `run` over it. Every run has its own `RunState`: concurrent `arun` calls on one
+agent instance never see each other's steps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
-from . import prompts
-from .concurrency import iterate_async_sync, run_coroutine_sync
-from .context import RunContext, current_run, current_tool_call
-from .errors import (
-    AgentError,
-    AgentGenerationError,
-    AgentMaxStepsError,
-    AgentParsingError,
-    AgentRunTimeout,
-    AgentToolCallError,
-    AgentToolExecutionError,
-)
-from .executor import BASE_BUILTIN_MODULES, LocalPythonExecutor, parse_code_blobs
-from .memory import (
-    ActionStep,
-    AgentMemory,
-    FinalAnswerStep,
-    PlanningStep,
-    SystemPromptStep,
-    TaskStep,
-    Timing,
-    ToolCall,
-)
-from .models import ChatMessage, ChatMessageStreamDelta, Model, TokenUsage, agglomerate_stream_deltas
-from .tools import FinalAnswerTool, Tool
+from .. import prompts
+from ..concurrency import iterate_async_sync, run_coroutine_sync
+from ..context import RunContext, current_run
+from ..errors import AgentError, AgentGenerationError, AgentMaxStepsError, AgentRunTimeout
+from ..memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep
+from ..models import ChatMessage, ChatMessageStreamDelta, Model, agglomerate_stream_deltas
+from ..tools import FinalAnswerTool, Tool
+from .runs import RunState, StreamEvent, result
 
 T = TypeVar("T")
-StreamEvent = PlanningStep | ActionStep | FinalAnswerStep | ChatMessageStreamDelta
 Callback = Callable[..., Any]
-
-
-RunOutcome = Literal["success", "max_steps_error", "run_timeout"]
-
-
-@dataclass
-class RunState:
-    """Everything one run owns."""
-
-    run_id: str
-    task: str
-    memory: AgentMemory
-    context: RunContext
-    state: dict[str, Any] = field(default_factory=dict)
-    step_number: int = 1
-    executor: LocalPythonExecutor | None = None  # CodeAgent only
-    outcome: RunOutcome = "success"
-    timing: Timing = field(default_factory=Timing)
-
-
-@dataclass
-class RunResult:
-    """How a run ended, as smolagents' `return_full_result=True` gives it.
-
-    `state` is "success" (the agent gave a final answer), "max_steps_error" (it used all its steps;
-    `output` is what the model said when asked to conclude) or "run_timeout" (it reached its
-    `run_timeout`; `output` is None).
-    """
-
-    output: Any
-    state: RunOutcome
-    token_usage: TokenUsage | None
-    timing: Timing
-    memory: AgentMemory = field(repr=False)
-
-    @property
-    def steps(self) -> list[dict[str, Any]]:
-        """The run's steps as dicts (made on first use: they hold every model message)."""
-        return self.memory.get_full_steps()
 
 
 class MultiStepAgent:
@@ -171,7 +111,7 @@ class MultiStepAgent:
         if stream:
             return events
         full = self.return_full_result if return_full_result is None else return_full_result
-        return _result(run, events, full=full)
+        return result(run, events, full=full)
 
     def run(self, task: str, *, stream: bool = False, **kwargs: Any) -> Any:
         """Sync face of `arun`. Called inside a running event loop, it blocks the caller, as sync code does."""
@@ -384,152 +324,6 @@ class MultiStepAgent:
                         await result
 
 
-class CodeAgent(MultiStepAgent):
-    """Acts by writing Python that calls tools (without `await`); runs it on the event loop."""
-
-    def __init__(
-        self,
-        tools: Sequence[Tool],
-        model: Model,
-        *,
-        additional_authorized_imports: Sequence[str] = (),
-        max_operations: int | None = None,
-        executor_timeout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.additional_authorized_imports = list(additional_authorized_imports)
-        self.executor_options: dict[str, Any] = {"additional_authorized_imports": self.additional_authorized_imports}
-        if max_operations is not None:
-            self.executor_options["max_operations"] = max_operations
-        if executor_timeout is not None:
-            self.executor_options["timeout_seconds"] = executor_timeout
-        super().__init__(tools, model, **kwargs)
-
-    def system_prompt(self) -> str:
-        return prompts.CODE_AGENT_SYSTEM.format(
-            tools="\n\n".join(t.to_code_prompt() for t in self.tools.values()),
-            imports=", ".join(sorted({*BASE_BUILTIN_MODULES, *self.additional_authorized_imports})),
-            instructions=self.instructions,
-        )
-
-    def _new_run(self, task: str, reset: bool, additional_args: dict[str, Any], run_id: str | None) -> RunState:
-        run = super()._new_run(task, reset, additional_args, run_id)
-        self._executor(run).send_variables(run.state)
-        return run
-
-    def _executor(self, run: RunState) -> LocalPythonExecutor:
-        """The run's executor, made on first use: variables persist across its steps."""
-        if run.executor is None:
-            run.executor = LocalPythonExecutor(**self.executor_options)
-            run.executor.send_tools(self.tools)
-        return run.executor
-
-    async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
-        messages = run.memory.to_messages()
-        async for delta in self._model_output(run, messages, step, stop_sequences=["Observation:"]):
-            yield delta
-        code = parse_code_blobs(step.model_output or "")
-        step.code_action = code
-        step.tool_calls = [ToolCall("python_interpreter", code, f"call_{step.step_number}")]
-        result = await self._in_context(run, step, lambda: self._executor(run).arun(code))
-        shown = (
-            ""
-            if result.output is None or result.is_final_answer
-            else f"\nLast output from code snippet:\n{result.output}"
-        )
-        step.observations = f"Execution logs:\n{result.logs}{shown}"
-        step.action_output = result.output
-        step.is_final_answer = result.is_final_answer
-
-
-class ToolCallingAgent(MultiStepAgent):
-    """Acts through the model's native tool calls; the calls of one step run concurrently."""
-
-    def system_prompt(self) -> str:
-        tools = "\n".join(f"- {t.name}: {t.description} Inputs: {json.dumps(t.inputs)}" for t in self.tools.values())
-        return prompts.TOOL_CALLING_SYSTEM.format(tools=tools, instructions=self.instructions)
-
-    async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:
-        tools = list(self.tools.values())
-        async for delta in self._model_output(run, run.memory.to_messages(), step, tools_to_call_from=tools):
-            yield delta
-        requested = (step.model_output_message.tool_calls if step.model_output_message else None) or []
-        if not requested:
-            raise AgentParsingError("The model called no tool. Call a tool, or call final_answer with your answer.")
-        calls = [ToolCall(c.function.name, c.function.parsed_arguments(), c.id) for c in requested]
-        step.tool_calls = calls
-        results = await self._in_context(run, step, lambda: self._execute_all(calls))
-        labelled = len(results) > 1
-        step.observations = "\n".join(
-            f"[{call.name}] {result}" if labelled else str(result)
-            for call, (_, result) in zip(calls, results, strict=True)
-        )
-        finals = [value for (is_final, value) in results if is_final]
-        if finals:
-            step.action_output, step.is_final_answer = finals[0], True
-
-    async def _execute_all(self, calls: list[ToolCall]) -> list[tuple[bool, Any]]:
-        """The step's calls, concurrently. Errors become observations; what is not an error (the run
-        being cancelled or stopped) ends the step, and the other calls with it."""
-        tasks = [asyncio.ensure_future(self._execute(call, index)) for index, call in enumerate(calls)]
-        try:
-            return await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)  # their clean-up (withdrawing what they asked) is part of the step's
-            raise
-
-    async def _execute(self, call: ToolCall, index: int) -> tuple[bool, Any]:
-        """(is this the final answer, result or error text): one failing call does not sink the others."""
-        current_tool_call.set(index)  # this task's own context: approval keys follow the call's position
-        tool = self.tools.get(call.name)
-        if tool is None:
-            return False, f"Error: unknown tool {call.name!r}; use one of {sorted(self.tools)}"
-        try:
-            if isinstance(call.arguments, dict):
-                result = await tool.acall(**call.arguments)
-            elif _single_text_input(tool):
-                result = await tool.acall(call.arguments)
-            else:
-                return False, f"Error: the arguments of {call.name} must be a JSON object, not {call.arguments!r:.200}"
-        except AgentToolCallError as error:
-            return False, f"Error: {error}"
-        except Exception as error:
-            return False, f"Error: {AgentToolExecutionError(f'{call.name} failed: {type(error).__name__}: {error}')}"
-        return call.name == "final_answer", result
-
-
-async def _result(run: RunState, events: AsyncIterator[StreamEvent], *, full: bool) -> Any:
-    """The final answer, or with `full` the whole `RunResult` (a timed-out run included)."""
-    output = None
-    try:
-        async for event in events:
-            if isinstance(event, FinalAnswerStep):
-                output = event.output
-    except AgentRunTimeout:
-        run.outcome = "run_timeout"
-        if not full:
-            raise
-    finally:
-        run.timing.stop()
-    if not full:
-        return output
-    return RunResult(output, run.outcome, _token_usage(run.memory), run.timing, run.memory)
-
-
-def _token_usage(memory: AgentMemory) -> TokenUsage | None:
-    usages = [s.token_usage for s in memory.steps if isinstance(s, ActionStep | PlanningStep) and s.token_usage]
-    if not usages:
-        return None
-    return TokenUsage(sum(u.input_tokens for u in usages), sum(u.output_tokens for u in usages))
-
-
-def _single_text_input(tool: Tool) -> bool:
-    """A tool taking one string can be given the model's raw argument text."""
-    return len(tool.inputs) == 1 and next(iter(tool.inputs.values())).get("type") == "string"
-
-
 def _user(text: str) -> ChatMessage:
     return ChatMessage("user", [{"type": "text", "text": text}])
 
@@ -549,6 +343,3 @@ def _accepts_agent(callback: Callback) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == "agent" or p.kind is p.VAR_KEYWORD for p in parameters)
-
-
-__all__ = ["CodeAgent", "MultiStepAgent", "RunResult", "RunState", "ToolCallingAgent"]
