@@ -23,6 +23,7 @@ class DecisionStats:
     per_minute: float  # reviewers' decisions per minute, over the last ten minutes
     p50: float | None  # seconds from request to a reviewer's decision
     p95: float | None
+    waited: float  # seconds from request to decision, summed over the decisions counted
     expired: int
     cancelled: int  # by a person: the requester, an admin, whoever cancelled the run
     withdrawn: int  # by the system: the asker stopped waiting
@@ -105,6 +106,7 @@ def _queue_stats(queue: str, endings: list[_Ending], now: float) -> DecisionStat
         per_minute=_per_minute(decisions, now),
         p50=percentile(waits, 0.5),
         p95=percentile(waits, 0.95),
+        waited=sum(waits),
         expired=outcomes.get(Status.EXPIRED, 0),
         cancelled=outcomes.get(Status.CANCELLED, 0),
         withdrawn=outcomes.get(Status.WITHDRAWN, 0),

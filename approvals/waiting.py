@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+from prometheus_client import Histogram
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -21,7 +22,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import validation as check
 from .errors import AlreadyDecided, ClientClosed, WaitTimeout
-from .histogram import Histogram
 from .models import Decision
 from .store import ApprovalStore
 from .subscription import Subscription
@@ -32,6 +32,7 @@ log = logging.getLogger("approvals.waiting")
 T = TypeVar("T")
 
 RECHECK_CHUNK = 1000  # ids per pipelined re-check read
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 MAX_BACKOFF = 5.0
 
 
@@ -47,7 +48,14 @@ class DecisionWaiter:
         self._subscribed = asyncio.Event()
         self.rechecks = 0  # re-checks started, for tests and metrics
         self.wake_ups = 0  # futures resolved
-        self.wake_latency = Histogram()  # decision written -> waiter woken, for wake-ups by message
+        # Decision written -> waiter woken, for wake-ups by message. Not registered anywhere: whoever
+        # serves /metrics collects it from this waiter (a process may hold several clients).
+        self.wake_latency = Histogram(
+            "approvals_wake_latency_seconds",
+            "Decision written to waiting coroutine woken, in this process.",
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
 
     @property
     def waiting(self) -> int:

@@ -29,7 +29,7 @@ import aiohttp
 from approvals import ApprovalClient, Settings
 from bench.waiters import with_redis
 from tests.redis_server import free_port
-from web.users import Role, UserStore
+from web.access.users import Role, UserStore
 
 TARGETS = {"page_p99_ms": 50.0, "event_p99_ms": 50.0, "resume_p99_ms": 20.0}
 PASSWORD = "bench password"

@@ -27,8 +27,8 @@ from aiohttp import web
 from approvals import ApprovalStore
 from tests.redis_server import free_port
 from web import WebSettings, appkeys, create_app
-from web.cli import _demo_agents, _demo_user
-from web.runstore import RunStore
+from web.cli.main import _demo_agents, _demo_user
+from web.runs.store import RunStore
 
 
 async def sample(store: ApprovalStore, runs: RunStore) -> tuple[int, int, dict[str, int], dict[str, int]]:

@@ -37,8 +37,8 @@ from approvals import ApprovalClient, ApprovalRequest, Settings
 from bench.dashboard import pct
 from bench.waiters import with_redis
 from tests.redis_server import free_port
-from web.runstore import Run, RunStatus, RunStore
-from web.users import Role, UserStore
+from web.access.users import Role, UserStore
+from web.runs.store import Run, RunStatus, RunStore
 
 J = TypeVar("J")
 R = TypeVar("R")

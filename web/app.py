@@ -11,16 +11,21 @@ from aiohttp import web
 from approvals import ApprovalClient
 from approvals.connections import pubsub_client
 
-from . import api, appkeys, metrics, openapi, pages, runs
-from .auth import auth_middleware
-from .live import AuditFeed
-from .profiles import load_profile
-from .render import error_middleware, security_headers, setup_templates
-from .runfeed import RunFeed
-from .runstore import RunStore
+from . import appkeys
+from .access import login
+from .access.auth import auth_middleware
+from .access.users import UserStore
+from .api import approvals, metrics, openapi
+from .api import runs as runs_api
+from .dashboard import history, ops, queue, request
+from .dashboard import runs as runs_pages
+from .dashboard.feed import AuditFeed
+from .http.render import error_middleware, security_headers, setup_templates
+from .runs.feed import RunFeed
+from .runs.profiles import load_profile
+from .runs.store import RunStore
+from .runs.worker import Worker
 from .settings import WebSettings
-from .users import UserStore
-from .worker import Worker
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -71,39 +76,38 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 
 def setup_routes(app: web.Application) -> None:
     router = app.router
-    router.add_get("/", pages.index)
-    router.add_get("/queue", pages.queue_page)
-    router.add_get("/requests/{id}", pages.request_page)
-    router.add_post("/requests/{id}/decide", pages.decide_form)
-    router.add_get("/history", pages.history_page)
-    router.add_get("/ops", pages.ops_page)
-    router.add_get("/events", pages.events_stream)
-    router.add_get("/login", pages.login_page)
-    router.add_post("/login", pages.login)
-    router.add_post("/logout", pages.logout)
+    router.add_get("/", queue.index)
+    router.add_get("/queue", queue.queue_page)
+    router.add_get("/events", queue.events_stream)
+    router.add_get("/requests/{id}", request.request_page)
+    router.add_post("/requests/{id}/decide", request.decide_form)
+    router.add_get("/history", history.history_page)
+    router.add_get("/ops", ops.ops_page)
+    router.add_get("/login", login.login_page)
+    router.add_post("/login", login.login)
+    router.add_post("/logout", login.logout)
+    router.add_get("/runs", runs_pages.runs_page)
+    router.add_post("/runs", runs_pages.start_run_form)
+    router.add_get("/runs/{id}", runs_pages.run_page)
+    router.add_post("/runs/{id}/cancel", runs_pages.cancel_run_form)
+    router.add_get("/runs/{id}/events", runs_pages.run_events_page)
     router.add_static("/static", STATIC)
 
-    router.add_post("/api/v1/approvals", api.create)
-    router.add_get("/api/v1/approvals", api.list_requests)
-    router.add_get("/api/v1/approvals/{id}", api.get_request)
-    router.add_post("/api/v1/approvals/{id}/decision", api.decide)
-    router.add_post("/api/v1/approvals/{id}/cancel", api.cancel)
-    router.add_get("/api/v1/approvals/{id}/wait", api.wait)
-    router.add_get("/api/v1/queues", api.queues)
-    router.add_get("/api/v1/audit", api.audit)
+    router.add_post("/api/v1/approvals", approvals.create)
+    router.add_get("/api/v1/approvals", approvals.list_requests)
+    router.add_get("/api/v1/approvals/{id}", approvals.get_request)
+    router.add_post("/api/v1/approvals/{id}/decision", approvals.decide)
+    router.add_post("/api/v1/approvals/{id}/cancel", approvals.cancel)
+    router.add_get("/api/v1/approvals/{id}/wait", approvals.wait)
+    router.add_get("/api/v1/queues", approvals.queues)
+    router.add_get("/api/v1/audit", approvals.audit)
     router.add_get("/api/v1/openapi.json", openapi.openapi)
-
-    router.add_post("/run-agent", runs.run_agent)
-    router.add_post("/api/v1/runs", runs.submit_run)
-    router.add_get("/api/v1/runs", runs.list_runs)
-    router.add_get("/api/v1/runs/{id}", runs.get_run)
-    router.add_post("/api/v1/runs/{id}/cancel", runs.cancel_run)
-    router.add_get("/api/v1/runs/{id}/events", runs.run_events_api)
-    router.add_get("/runs", runs.runs_page)
-    router.add_post("/runs", runs.start_run_form)
-    router.add_get("/runs/{id}", runs.run_page)
-    router.add_post("/runs/{id}/cancel", runs.cancel_run_form)
-    router.add_get("/runs/{id}/events", runs.run_events_page)
+    router.add_post("/run-agent", runs_api.run_agent)
+    router.add_post("/api/v1/runs", runs_api.submit_run)
+    router.add_get("/api/v1/runs", runs_api.list_runs)
+    router.add_get("/api/v1/runs/{id}", runs_api.get_run)
+    router.add_post("/api/v1/runs/{id}/cancel", runs_api.cancel_run)
+    router.add_get("/api/v1/runs/{id}/events", runs_api.run_events_api)
 
     router.add_get("/metrics", metrics.metrics)
     router.add_get("/healthz", metrics.healthz)

@@ -9,12 +9,12 @@ from aiohttp import web
 if TYPE_CHECKING:
     from approvals import ApprovalClient
 
-    from .live import AuditFeed
-    from .profiles import AgentFactory
-    from .runfeed import RunFeed
-    from .runstore import RunStore
+    from .access.users import User, UserStore
+    from .dashboard.feed import AuditFeed
+    from .runs.feed import RunFeed
+    from .runs.profiles import AgentFactory
+    from .runs.store import RunStore
     from .settings import WebSettings
-    from .users import User, UserStore
 
 SETTINGS: web.AppKey[WebSettings] = web.AppKey("settings")
 CLIENT: web.AppKey[ApprovalClient] = web.AppKey("client")

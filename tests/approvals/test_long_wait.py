@@ -16,9 +16,9 @@ from agent_runtime.executor.local import DEFAULT_TIMEOUT
 from agent_runtime.models import tool_call_message
 from approvals import ApprovalClient
 from approvals.tool import HumanApprovalTool
-from web.profiles import demo_agent
-from web.runstore import RunStatus, RunStore
-from web.worker import Worker
+from web.runs.profiles import demo_agent
+from web.runs.store import RunStatus, RunStore
+from web.runs.worker import Worker
 
 ASK = "```python\nanswer = human_approval('rotate the keys')\nprint(answer)\n```"
 FINISH = "```python\nfinal_answer(answer)\n```"

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from approvals import ApprovalStore, Settings
 from web import WebSettings, appkeys, create_app
-from web.users import Role, UserStore
+from web.access.users import Role, UserStore
 
 PASSWORD = "correct horse battery"
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from tests.web.conftest import Site
+from tests.web.metrics_text import samples, value
 
 
 async def create(site: Site, who: str = "bot", **body: object) -> dict:
@@ -175,12 +176,19 @@ async def test_metrics_health_and_readiness(site: Site) -> None:
     await site.store.reject(request["id"], by="root", reason="no")
     await create(site, queue="ops")
     assert (await site.client.get("/metrics")).status == 401  # it names reviewers: a scraper sends a token
-    text = await (await site.client.get("/metrics", headers=site.bearer("vic"))).text()
-    assert 'approvals_queue_depth{queue="ops"} 1' in text
-    assert 'approvals_decisions_total{queue="ops",outcome="rejected"} 1' in text
-    assert 'approvals_requests_created_total{queue="ops"} 2' in text
-    assert "approvals_wake_latency_seconds_bucket" in text
-    assert "approvals_waiting_coroutines" in text
+    response = await site.client.get("/metrics", headers=site.bearer("vic"))
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await response.text()
+    assert value(text, "approvals_queue_depth", queue="ops") == 1
+    assert value(text, "approvals_decisions_total", queue="ops", outcome="rejected") == 1
+    assert value(text, "approvals_requests_created_total", queue="ops") == 2
+    assert value(text, "approvals_wake_latency_seconds_bucket", le="+Inf") is not None
+    assert any(name == "approvals_waiting_coroutines" for name, _ in samples(text))
+    openmetrics = await site.client.get(
+        "/metrics", headers=site.bearer("vic") | {"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert (await openmetrics.text()).rstrip().endswith("# EOF")
     assert (await site.client.get("/healthz")).status == 200
     assert (await (await site.client.get("/readyz")).json())["status"] == "ready"
 

@@ -21,8 +21,8 @@ from openapi_spec_validator import validate
 
 from approvals import ApprovalClient, Settings
 from tests.redis_server import free_port
-from web.openapi import document
-from web.users import Role, UserStore
+from web.access.users import Role, UserStore
+from web.api.openapi import document
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "st"

@@ -20,7 +20,7 @@ from tests.redis_server import free_port
 from tests.web.conftest import PASSWORD
 from tests.web.test_runs_service import LEDGER_PROFILE
 from web import WebSettings, appkeys, create_app
-from web.users import Role
+from web.access.users import Role
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

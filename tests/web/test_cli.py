@@ -14,6 +14,7 @@ import aiohttp
 
 from approvals import Settings
 from tests.redis_server import free_port
+from tests.web.metrics_text import samples
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,11 +104,7 @@ async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
                 await asyncio.sleep(0.5)
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
                     text = await response.text()
-                created = sum(
-                    int(line.rsplit(" ", 1)[1])
-                    for line in text.splitlines()
-                    if line.startswith("approvals_requests_created_total{")
-                )
+                created = sum(v for (name, _), v in samples(text).items() if name == "approvals_requests_created_total")
             # Its first queued run is taken by the in-process worker and waits for a person.
             while "No runs here." in (
                 page := await (await session.get(f"http://127.0.0.1:{port}/runs?state=waiting")).text()
@@ -122,7 +119,7 @@ async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
 
 async def test_ops_commands(settings: Settings) -> None:
     from approvals import ApprovalClient
-    from web.users import Role, UserStore
+    from web.access.users import Role, UserStore
 
     async with ApprovalClient(settings, requested_by="bot", heartbeat="agent") as client:
         users = UserStore(client.store)
@@ -158,7 +155,7 @@ async def test_ops_commands(settings: Settings) -> None:
 
 async def test_worker_process_runs_queued_runs_and_stops_gracefully(settings: Settings) -> None:
     from approvals import ApprovalClient
-    from web.runstore import RunStore
+    from web.runs.store import RunStore
 
     env = {**os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix}
     worker = await asyncio.create_subprocess_exec(

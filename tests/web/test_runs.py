@@ -8,7 +8,7 @@ import pytest
 
 from approvals.errors import InvalidSettings
 from tests.web.conftest import Site, SiteFactory
-from web.profiles import load_profile
+from web.runs.profiles import load_profile
 
 
 async def test_run_agent_waits_for_approval_and_returns_the_result(site: Site) -> None:
@@ -86,7 +86,7 @@ async def test_100_concurrent_runs_each_get_their_own_result(make_site: SiteFact
 def test_profiles_load_by_name_or_fail_clearly() -> None:
     assert load_profile("demo").__name__ == "demo_agent"
     assert load_profile("tests.web.profiles:echo_agent").__name__ == "echo_agent"
-    for name in ("nope", "no.such.module:f", "web.profiles:missing"):
+    for name in ("nope", "no.such.module:f", "web.runs.profiles:missing"):
         with pytest.raises(InvalidSettings, match="agent"):
             load_profile(name)
 

@@ -6,7 +6,7 @@ import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 from tests.web.conftest import PASSWORD, Site, SiteFactory
-from web.users import Role
+from web.access.users import Role
 
 PAYLOAD = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(2)">'

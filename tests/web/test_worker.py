@@ -12,9 +12,9 @@ from approvals import ApprovalClient, ApprovalRequest, InvalidRequest, Settings,
 from approvals.models import Page
 from tests.conftest import ClientFactory, until
 from tests.web.profiles import echo_agent
-from web.profiles import demo_agent
-from web.runstore import RunNotFound, RunStatus, RunStore
-from web.worker import Worker
+from web.runs.profiles import demo_agent
+from web.runs.store import RunNotFound, RunStatus, RunStore
+from web.runs.worker import Worker
 
 
 @pytest.fixture
@@ -234,7 +234,7 @@ async def test_a_run_the_worker_cannot_finish_is_taken_over_not_lost(
     """Redis refusing the final write: the run is left to be taken over, never stuck 'running'."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from web import worker as worker_module
+    from web.runs import worker as worker_module
 
     flaky = Worker(runs, client, echo_agent, visibility_timeout=0.5, name="flaky")
     real_finish = runs.finish

@@ -12,8 +12,8 @@ from agent_runtime import CodeAgent, MultiStepAgent, ScriptedModel
 from approvals import ApprovalClient, ApprovalRequest, Status
 from approvals.tool import HumanApprovalTool
 from tests.conftest import eventually, until
-from web.runstore import Run, RunStatus, RunStore
-from web.worker import Worker
+from web.runs.store import Run, RunStatus, RunStore
+from web.runs.worker import Worker
 
 
 @pytest.fixture

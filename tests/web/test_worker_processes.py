@@ -21,7 +21,7 @@ import pytest
 
 from approvals import ApprovalClient, Settings
 from tests.web.profiles import LEDGER
-from web.users import Role, UserStore
+from web.access.users import Role, UserStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = "tests.web.profiles:ledger_agent"

@@ -1,4 +1,4 @@
-"""Live updates: one reader of the audit stream per process, fanned out to server-sent-event clients.
+"""The queue's live feed: one reader of the audit stream per process, fanned out to server-sent-event clients.
 
 The stream is the source of truth, so a browser that reconnects with Last-Event-ID gets what it
 missed, and a reader that loses Redis resumes from the last entry it saw.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from approvals.tasks import BackgroundTasks
 log = logging.getLogger("approvals.web.live")
 
 SUBSCRIBER_BACKLOG = 1000  # events a slow browser may fall behind before it is dropped (it reconnects)
-KEEPALIVE = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +108,3 @@ class AuditFeed:
                 subscriber.queue.put_nowait(event)
             except asyncio.QueueFull:
                 subscriber.dropped = True
-
-
-def sse_message(event_id: str | None, event: str, data: dict[str, object]) -> bytes:
-    """One server-sent event; JSON on a single data line, so no payload can break the framing.
-
-    Without an id the client's last event id stays as it was (for events that are not resume points).
-    """
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()

@@ -1,6 +1,6 @@
 """Demo agents: CodeAgents with scripted models whose risky tools need a person's approval.
 
-    python -m web.demo [--agents 5] [--seconds 10]           # console only, a scripted reviewer
+    python -m web.cli.demo [--agents 5] [--seconds 10]           # console only, a scripted reviewer
     approvals demo                                           # the dashboard: you are the reviewer
 
 Each run picks a task, calls a tool wrapped by `require_approval` (so the request carries the exact
@@ -22,7 +22,7 @@ from agent_runtime import CodeAgent, ScriptedModel, Tool, tool
 from approvals import ApprovalClient, Settings
 from approvals.tool import HumanApprovalTool, require_approval
 
-from .runstore import RunStore
+from ..runs.store import RunStore
 
 
 @tool

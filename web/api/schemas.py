@@ -16,7 +16,7 @@ from approvals import validation as check
 from approvals.schema import KEYWORDS as SCHEMA_KEYWORDS
 from approvals.schema import MAX_SCHEMA_BYTES
 
-from .runstore import MAX_TASK, Run, check_task
+from ..runs.store import MAX_TASK, Run, check_task
 
 # What the patterns can say of the core's checks on text: no control characters; in names and actions no
 # invisible or text-direction ones either (the core also refuses those beyond U+FFFF); names neither

@@ -21,14 +21,14 @@ from aiohttp import web
 
 from approvals.validation import visible_text
 
-from . import appkeys
+from .. import appkeys
 
 log = logging.getLogger("approvals.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TEMPLATE_DIRS = [
-    Path(__file__).resolve().parent.parent / "templates",  # a source checkout
-    Path(__file__).resolve().parent / "templates",  # an installed wheel (the build copies them here)
+    Path(__file__).resolve().parents[2] / "templates",  # a source checkout
+    Path(__file__).resolve().parents[1] / "templates",  # an installed wheel (the build copies them into web/)
 ]
 
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import appkeys
-from .render import wants_json
+from approvals import ApprovalRequest
+
+from .. import appkeys
+from ..http.render import wants_json
 from .users import Role, User
+
+if TYPE_CHECKING:
+    from ..runs.store import Run
 
 SESSION_COOKIE = "apr_session"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,3 +92,30 @@ def set_session_cookie(response: web.StreamResponse, request: web.Request, sessi
         secure=settings.secure_cookies,
         path="/",
     )
+
+
+# -- who may do what ------------------------------------------------------------------------------
+
+
+def can_decide(user: User | None, approval: ApprovalRequest) -> bool:
+    return bool(user and approval.pending and user.can_decide(approval.queue) and approval.requested_by != user.name)
+
+
+def may_cancel(user: User | None, run: Run) -> bool:
+    """Admins and reviewers may cancel any run; anyone may cancel the runs they started."""
+    return user is not None and (user.role in (Role.ADMIN, Role.REVIEWER) or run.submitted_by == user.name)
+
+
+def can_cancel(user: User | None, run: Run) -> bool:
+    """Whether to offer the Cancel button."""
+    return may_cancel(user, run) and not run.status.final
+
+
+async def still_signed_in(request: web.Request) -> bool:
+    """A stream outlives its first request: signing out, or the user's removal, must end it too."""
+    users, settings = request.app[appkeys.USERS], request.app[appkeys.SETTINGS]
+    if request[appkeys.VIA_SESSION]:
+        session = await users.get_session(request.cookies.get(SESSION_COOKIE, ""), settings.session_ttl)
+        return session is not None and await users.user_for_session(session) is not None
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return await users.user_for_token(token) is not None

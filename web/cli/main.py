@@ -20,16 +20,16 @@ from approvals.connections import pubsub_client
 from approvals.tasks import BackgroundTasks
 from approvals.validation import queue_name
 
-from . import appkeys
-from .app import create_app
-from .opscli import add_commands
-from .profiles import load_profile
-from .runfeed import RunFeed
-from .runstore import RunStore
-from .settings import WebSettings
-from .throttle import LoginThrottle
-from .users import Role, UnknownUser, UserExists, UserStore
-from .worker import Worker
+from .. import appkeys
+from ..access.throttle import LoginThrottle
+from ..access.users import Role, UnknownUser, UserExists, UserStore
+from ..app import create_app
+from ..runs.feed import RunFeed
+from ..runs.profiles import load_profile
+from ..runs.store import RunStore
+from ..runs.worker import Worker
+from ..settings import WebSettings
+from .ops import add_commands
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from approvals.errors import InvalidSettings
 from approvals.tool import HumanApprovalTool
 
 AgentFactory = Callable[[ApprovalClient], MultiStepAgent]
-BUILT_IN = {"demo": "web.profiles:demo_agent", "litellm": "web.profiles:litellm_agent"}
+BUILT_IN = {"demo": "web.runs.profiles:demo_agent", "litellm": "web.runs.profiles:litellm_agent"}
 
 
 def load_profile(name: str) -> AgentFactory:

@@ -24,9 +24,9 @@ from approvals import ApprovalClient
 from approvals.asking import RunHolder, current_holder
 from approvals.tasks import BackgroundTasks
 
+from .feed import RunFeed
 from .profiles import AgentFactory
-from .runfeed import RunFeed
-from .runstore import GROUP, Run, RunNotFound, RunStatus, RunStore
+from .store import GROUP, Run, RunNotFound, RunStatus, RunStore
 
 log = logging.getLogger("approvals.worker")
 

@@ -1,35 +1,33 @@
-"""Running agents from HTTP, and watching them.
-
-`POST /run-agent` runs one and answers when it ends. `/api/v1/runs` queues runs for the workers,
-shows them, streams their steps as server-sent events and cancels them; `/runs` is the same for
-people: the runs page, and a run page that follows the run live.
-"""
+"""The runs API: `POST /run-agent`, and `/api/v1/runs` to queue runs, show them, stream their steps
+(server-sent events) and cancel them. The run pages reuse its stream, drawing steps as HTML."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
-import time
-from typing import Any
+from typing import Any, Protocol
 
-import aiohttp_jinja2
 from aiohttp import web
 
-from approvals import ApprovalRequest, InvalidRequest
+from approvals import (
+    ApprovalRequest,
+    InvalidRequest,
+)
 from approvals.asking import RunHolder, current_holder
 
-from . import appkeys
-from .auth import check_csrf, require_user
-from .inputs import read_form, read_json_object
-from .live import KEEPALIVE, sse_message
-from .pages import still_signed_in
-from .render import render
-from .runstore import ACTIVE, VIEWS, Run, RunFinished, RunNotFound
+from .. import appkeys
+from ..access.auth import (
+    check_csrf,
+    may_cancel,
+    require_user,
+    still_signed_in,
+)
+from ..access.users import User
+from ..http.inputs import read_json_object
+from ..http.sse import KEEPALIVE, sse_message
+from ..runs.store import VIEWS, Run, RunFinished, RunNotFound
 from .schemas import RUN, NewRun, RunAgentResult, RunApproval, parse
-from .users import Role, User
-
-# -- running one agent per request -----------------------------------------------------------------
 
 
 async def run_agent(request: web.Request) -> web.Response:
@@ -60,19 +58,16 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-# -- the runs API ----------------------------------------------------------------------------------
-
-
 async def submit_run(request: web.Request) -> web.Response:
     """`POST /api/v1/runs`: queue a run for the workers; 202 with its id at once."""
     user = require_user(request)
     body = parse(NewRun, await read_json_object(request))
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    run = await _submit(request, user, body.task, body.timeout)
+    run = await submit(request, user, body.task, body.timeout)
     return web.json_response(run_json(run), status=202, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
-async def _submit(request: web.Request, user: User, task: object, timeout: object = None) -> Run:
+async def submit(request: web.Request, user: User, task: object, timeout: object = None) -> Run:
     settings = request.app[appkeys.SETTINGS]
     limit = settings.run_timeout if timeout is None else timeout
     runs = request.app[appkeys.RUNS]
@@ -84,17 +79,21 @@ async def _submit(request: web.Request, user: User, task: object, timeout: objec
 
 async def get_run(request: web.Request) -> web.Response:
     require_user(request)
-    run = await _load(request)
+    run = await load_run(request)
     runs = request.app[appkeys.RUNS]
-    approvals = await _approvals_of(request, run)
+    approvals = await approvals_of(request, run)
     body = run_json(run) | {"steps": await runs.steps(run.id), "approvals": [_approval_json(a) for a in approvals]}
     return web.json_response(body)
 
 
 async def list_runs(request: web.Request) -> web.Response:
     require_user(request)
-    view, offset, limit = _view(request), _int(request, "offset", 0, 0, 100_000), _int(request, "limit", 50, 1, 200)
-    page = await _list(request, view, offset, limit)
+    view, offset, limit = (
+        view_of(request),
+        whole_number(request, "offset", 0, 0, 100_000),
+        whole_number(request, "limit", 50, 1, 200),
+    )
+    page = await list_view(request, view, offset, limit)
     return web.json_response(
         {"runs": [run_json(r) for r in page.items], "total": page.total, "offset": offset, "limit": limit}
     )
@@ -103,12 +102,12 @@ async def list_runs(request: web.Request) -> web.Response:
 async def cancel_run(request: web.Request) -> web.Response:
     """`POST /api/v1/runs/{id}/cancel`: stop the run and withdraw its pending approval requests."""
     user = require_user(request)
-    run = await _load(request)
+    run = await load_run(request)
     check_csrf(request, request.headers.get("X-CSRF-Token"))
-    return web.json_response(run_json(await _cancel(request, user, run)))
+    return web.json_response(run_json(await cancel(request, user, run)))
 
 
-async def _cancel(request: web.Request, user: User, run: Run) -> Run:
+async def cancel(request: web.Request, user: User, run: Run) -> Run:
     if not may_cancel(user, run):
         raise web.HTTPForbidden(text="Only an admin, a reviewer or whoever started the run may cancel it")
     try:
@@ -117,20 +116,10 @@ async def _cancel(request: web.Request, user: User, run: Run) -> Run:
         raise web.HTTPConflict(text=f"The run already {error.run.status.value}; it cannot be cancelled") from None
 
 
-def may_cancel(user: User | None, run: Run) -> bool:
-    """Admins and reviewers may cancel any run; anyone may cancel the runs they started."""
-    return user is not None and (user.role in (Role.ADMIN, Role.REVIEWER) or run.submitted_by == user.name)
-
-
-def can_cancel(user: User | None, run: Run) -> bool:
-    """Whether to offer the Cancel button."""
-    return may_cancel(user, run) and not run.status.final
-
-
 async def run_events_api(request: web.Request) -> web.StreamResponse:
     """`GET /api/v1/runs/{id}/events`: the run's steps as server-sent events, from its first step."""
     require_user(request)
-    return await _stream(request, await _load(request), html=False)
+    return await stream(request, await load_run(request))
 
 
 def run_json(run: Run) -> dict[str, Any]:
@@ -151,74 +140,15 @@ def _approval_json(approval: ApprovalRequest) -> dict[str, Any]:
     return summary.model_dump(mode="json")
 
 
-# -- the runs pages --------------------------------------------------------------------------------
+class Presenter(Protocol):
+    """Draws what a stream sends as HTML too (the run pages); the API's own stream sends data only."""
+
+    def step(self, step: dict[str, Any]) -> str: ...
+
+    def run(self, run: Run, approvals: list[ApprovalRequest]) -> str: ...
 
 
-async def runs_page(request: web.Request) -> web.Response:
-    user = require_user(request)
-    view = _view(request, default=ACTIVE)
-    page_number = _int(request, "page", 1, 1, 100_000)
-    size = request.app[appkeys.SETTINGS].page_size
-    page = await _list(request, view, (page_number - 1) * size, size)
-    return render(
-        request,
-        "runs.html",
-        {
-            "runs": page.items,
-            "total": page.total,
-            "view": view,
-            "views": VIEWS,
-            "counts": await request.app[appkeys.RUNS].counts(),
-            "page": page_number,
-            "has_more": page.has_more,
-            "can_start": user is not None,
-            "task": "",
-            "error": None,
-            "now": time.time(),
-        },
-    )
-
-
-async def start_run_form(request: web.Request) -> web.StreamResponse:
-    """The runs page's form: queue a run, then follow it on its page."""
-    user = require_user(request)
-    form = await read_form(request)
-    check_csrf(request, _text(form.get("csrf_token")))
-    run = await _submit(request, user, _text(form.get("task")) or "")
-    raise web.HTTPSeeOther(f"/runs/{run.id}")
-
-
-async def run_page(request: web.Request) -> web.Response:
-    user = require_user(request)
-    run = await _load(request)
-    steps = await request.app[appkeys.RUNS].steps(run.id)
-    return render(request, "run.html", _run_context(request, user, run, await _approvals_of(request, run)) | {
-        "steps": steps, "notice": "cancelled" if request.query.get("done") == "cancelled" else None,
-    })  # fmt: skip
-
-
-async def cancel_run_form(request: web.Request) -> web.StreamResponse:
-    user = require_user(request)
-    form = await read_form(request)
-    check_csrf(request, _text(form.get("csrf_token")))
-    await _cancel(request, user, await _load(request))
-    raise web.HTTPSeeOther(f"{request.path.removesuffix('/cancel')}?done=cancelled")
-
-
-async def run_events_page(request: web.Request) -> web.StreamResponse:
-    """The run page's live feed: the same events, with the HTML to show them."""
-    require_user(request)
-    return await _stream(request, await _load(request), html=True)
-
-
-def _run_context(request: web.Request, user: User | None, run: Run, approvals: list[ApprovalRequest]) -> dict[str, Any]:
-    return {"run": run, "approvals": approvals, "can_cancel": can_cancel(user, run)}
-
-
-# -- the live stream -------------------------------------------------------------------------------
-
-
-async def _stream(request: web.Request, run: Run, *, html: bool) -> web.StreamResponse:
+async def stream(request: web.Request, run: Run, presenter: Presenter | None = None) -> web.StreamResponse:
     """Steps as they are recorded, then the run's end; `Last-Event-ID` (`attempt.step`) resumes.
 
     Each notice on the runs channel only wakes this stream up to read the run from Redis, so a lost
@@ -228,7 +158,7 @@ async def _stream(request: web.Request, run: Run, *, html: bool) -> web.StreamRe
     attempt, sent = _resume_point(request.headers.get("Last-Event-ID"))
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
-    follower = _Follower(request, response, html, attempt, sent)
+    follower = _Follower(request, response, presenter, attempt, sent)
     loop = asyncio.get_running_loop()
     checked = loop.time()
     with request.app[appkeys.RUN_FEED].watch(run.id) as changed:
@@ -257,7 +187,7 @@ class _Follower:
 
     request: web.Request
     response: web.StreamResponse
-    html: bool
+    presenter: Presenter | None
     attempt: int | None  # the attempt whose steps are being sent
     sent: int  # how many of its steps
     shown: object = None  # the state last sent
@@ -274,15 +204,18 @@ class _Follower:
             self.attempt, self.sent = run.attempts, 0
         for index, step in enumerate(steps, start=self.sent):
             data = {"attempt": self.attempt, "index": index, "step": step}
-            if self.html:
-                data["html"] = _render(self.request, "_step.html", {"s": step})
+            if self.presenter is not None:
+                data["html"] = self.presenter.step(step)
             await self._send(f"{self.attempt}.{index}", "step", data)
             self.sent = index + 1
-        approvals = await _approvals_of(self.request, run)
+        approvals = await approvals_of(self.request, run)
         state = (run.state, [(a.id, a.status) for a in approvals])
         if state != self.shown:
             self.shown = state
-            await self._send(None, "run", _run_event(self.request, run, approvals, html=self.html))
+            data = run_json(run) | {"approvals": [_approval_json(a) for a in approvals]}
+            if self.presenter is not None:
+                data["html"] = self.presenter.run(run, approvals)
+            await self._send(None, "run", data)
         if run.status.final:
             await self._send(None, "end", {"status": run.status.value})
         return run.status.final
@@ -304,49 +237,33 @@ def _resume_point(last_event_id: str | None) -> tuple[int | None, int]:
         raise web.HTTPBadRequest(text="Last-Event-ID must look like 'attempt.step', as sent by this stream") from None
 
 
-def _run_event(request: web.Request, run: Run, approvals: list[ApprovalRequest], *, html: bool) -> dict[str, Any]:
-    data = run_json(run) | {"approvals": [_approval_json(a) for a in approvals]}
-    if html:
-        context = _run_context(request, request[appkeys.PRINCIPAL], run, approvals)
-        data["html"] = _render(request, "_run_status.html", context | {"csrf_token": request[appkeys.CSRF]})
-    return data
-
-
-def _render(request: web.Request, template: str, context: dict[str, Any]) -> str:
-    html: str = aiohttp_jinja2.get_env(request.app).get_template(template).render(context)
-    return html
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-async def _load(request: web.Request) -> Run:
+async def load_run(request: web.Request) -> Run:
     try:
         return await request.app[appkeys.RUNS].get(request.match_info["id"])
     except RunNotFound:
         raise web.HTTPNotFound(text="There is no run with this id") from None
 
 
-async def _approvals_of(request: web.Request, run: Run) -> list[ApprovalRequest]:
+async def approvals_of(request: web.Request, run: Run) -> list[ApprovalRequest]:
     store = request.app[appkeys.CLIENT].store
     return await store.get_many(await request.app[appkeys.RUNS].request_ids(run.id))
 
 
-async def _list(request: web.Request, view: str, offset: int, limit: int) -> Any:
+async def list_view(request: web.Request, view: str, offset: int, limit: int) -> Any:
     try:
         return await request.app[appkeys.RUNS].list_runs(view, offset=offset, limit=limit)
     except InvalidRequest as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
 
-def _view(request: web.Request, default: str = "all") -> str:
+def view_of(request: web.Request, default: str = "all") -> str:
     view = request.query.get("state") or default
     if view not in VIEWS:
         raise web.HTTPBadRequest(text=f"state must be one of {', '.join(VIEWS)}")
     return view
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def whole_number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(request.query.get(name, default))
     except ValueError:
@@ -354,7 +271,3 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     if not low <= value <= high:
         raise web.HTTPBadRequest(text=f"{name} must be between {low} and {high}")
     return value
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None

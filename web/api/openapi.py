@@ -15,8 +15,8 @@ from pydantic.json_schema import JsonSchemaMode
 
 from approvals.validation import MAX_OFFSET, MAX_PAGE, QUEUE_RE, STREAM_ID_RE
 
+from ..runs.store import VIEWS
 from . import schemas
-from .runstore import VIEWS
 
 DOCUMENT_KEY = web.AppKey("openapi_document", dict)
 

@@ -19,9 +19,10 @@ from approvals import (
 from approvals import validation as check
 from approvals.stats import decision_stats
 
-from . import appkeys
-from .auth import check_csrf, require_user
-from .inputs import read_json_object
+from .. import appkeys
+from ..access.auth import check_csrf, require_user
+from ..access.users import Role
+from ..http.inputs import read_json_object
 from .schemas import (
     CancelInput,
     DecisionInput,
@@ -33,7 +34,6 @@ from .schemas import (
     parse,
     request_json,
 )
-from .users import Role
 
 
 def _bad(error: InvalidRequest) -> web.HTTPBadRequest:

@@ -25,10 +25,10 @@ from approvals.heartbeat import live_processes
 from approvals.stats import decision_stats
 from approvals.validation import visible_text
 
-from .render import age, fields_of, summary
-from .runstore import RunStore
-from .settings import WebSettings
-from .users import UserStore
+from ..access.users import UserStore
+from ..http.render import age, fields_of, summary
+from ..runs.store import RunStore
+from ..settings import WebSettings
 
 NOT_FOUND, ALREADY_DECIDED = 3, 4
 Action = Callable[[ApprovalClient, argparse.Namespace], Awaitable[int]]

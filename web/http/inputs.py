@@ -49,3 +49,8 @@ def parse_json(text: str) -> Any:
         raise ValueError(f"is nested too deeply (objects and arrays at most {MAX_DEPTH} levels deep)") from None
     except ValueError:
         raise ValueError("is not valid JSON (a number is too long)") from None
+
+
+def form_text(value: object) -> str | None:
+    """A form field as text (None when absent, or a file rather than text)."""
+    return value if isinstance(value, str) else None

@@ -1,0 +1,106 @@
+"""The queue page and its live rows: pending requests, oldest first, updated as they come and go."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from approvals import (
+    ApprovalRequest,
+    InvalidRequest,
+)
+from approvals import validation as check
+
+from .. import appkeys
+from ..access.auth import (
+    SESSION_COOKIE,
+    can_decide,
+    current_user,
+    require_user,
+    still_signed_in,
+)
+from ..http.params import page_number, queue_filter, store_of
+from ..http.render import render, summary
+from ..http.sse import KEEPALIVE, sse_message
+from .feed import LiveEvent
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    require_user(request)
+    queue, page = queue_filter(request), page_number(request)
+    size = request.app[appkeys.SETTINGS].page_size
+    pending = await store_of(request).list_pending(queue, offset=(page - 1) * size, limit=size)
+    return render(
+        request,
+        "queue.html",
+        {
+            "requests": pending.items,
+            "total": pending.total,
+            "page": page,
+            "pages": max(1, math.ceil(pending.total / size)),
+            "queue": queue,
+            "queues": await store_of(request).queue_stats(),
+            "now": time.time(),
+            "can_decide": can_decide,
+        },
+    )
+
+
+def row_html(request: web.Request, approval: ApprovalRequest) -> str:
+    """One queue row, as the queue page renders it (sent to live browsers on creation)."""
+    template = aiohttp_jinja2.get_env(request.app).get_template("_row.html")
+    context = {"r": approval, "now": time.time(), "user": current_user(request), "csrf_token": request[appkeys.CSRF]}
+    html: str = template.render(context | {"can_decide": can_decide})
+    return html
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events for the queue page: rows to add when requests are created, ids to remove."""
+    require_user(request)
+    feed = request.app[appkeys.FEED]
+    last_id = request.headers.get("Last-Event-ID")
+    if last_id is not None:
+        try:
+            check.stream_id(last_id, "Last-Event-ID")
+        except InvalidRequest as error:  # checked before the stream starts: afterwards no status can be sent
+            raise web.HTTPBadRequest(text=str(error)) from None
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    await response.prepare(request)
+    session_id = request.cookies.get(SESSION_COOKIE) if request[appkeys.VIA_SESSION] else None
+    async with feed.subscribe(session_id) as subscriber:
+        try:
+            if last_id:
+                for missed in await feed.replay(last_id):
+                    await response.write(_sse(request, missed))
+            await response.write(b": connected\n\n")
+            while not subscriber.dropped:
+                try:
+                    event = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
+                except TimeoutError:
+                    # Also notices a sign-out in another process, or the user's removal.
+                    if not await still_signed_in(request):
+                        break
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event is not None and not subscriber.dropped:
+                    await response.write(_sse(request, event))
+        except ConnectionResetError:
+            pass  # the browser went away (it reconnects by itself if it wants more)
+    return response
+
+
+def _sse(request: web.Request, live: LiveEvent) -> bytes:
+    event = live.event
+    data: dict[str, object] = {"id": event.request_id, "queue": event.queue, "type": event.type}
+    if event.type == "created" and live.request is not None and live.request.pending:
+        data["html"] = row_html(request, live.request)
+        data["summary"] = f"{event.action}: {summary(event.args)}"
+    return sse_message(event.event_id, "created" if event.type == "created" else "decided", data)
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/queue")

@@ -1,0 +1,105 @@
+"""The runs pages: runs by state, starting one, and a run's page that follows it live."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from approvals import (
+    ApprovalRequest,
+)
+
+from .. import appkeys
+from ..access.auth import (
+    can_cancel,
+    check_csrf,
+    require_user,
+)
+from ..access.users import User
+from ..api.runs import approvals_of, cancel, list_view, load_run, stream, submit, view_of, whole_number
+from ..http.inputs import form_text, read_form
+from ..http.render import render
+from ..runs.store import ACTIVE, VIEWS, Run
+
+
+async def runs_page(request: web.Request) -> web.Response:
+    user = require_user(request)
+    view = view_of(request, default=ACTIVE)
+    page_number = whole_number(request, "page", 1, 1, 100_000)
+    size = request.app[appkeys.SETTINGS].page_size
+    page = await list_view(request, view, (page_number - 1) * size, size)
+    return render(
+        request,
+        "runs.html",
+        {
+            "runs": page.items,
+            "total": page.total,
+            "view": view,
+            "views": VIEWS,
+            "counts": await request.app[appkeys.RUNS].counts(),
+            "page": page_number,
+            "has_more": page.has_more,
+            "can_start": user is not None,
+            "task": "",
+            "error": None,
+            "now": time.time(),
+        },
+    )
+
+
+async def start_run_form(request: web.Request) -> web.StreamResponse:
+    """The runs page's form: queue a run, then follow it on its page."""
+    user = require_user(request)
+    form = await read_form(request)
+    check_csrf(request, form_text(form.get("csrf_token")))
+    run = await submit(request, user, form_text(form.get("task")) or "")
+    raise web.HTTPSeeOther(f"/runs/{run.id}")
+
+
+async def run_page(request: web.Request) -> web.Response:
+    user = require_user(request)
+    run = await load_run(request)
+    steps = await request.app[appkeys.RUNS].steps(run.id)
+    return render(request, "run.html", _run_context(request, user, run, await approvals_of(request, run)) | {
+        "steps": steps, "notice": "cancelled" if request.query.get("done") == "cancelled" else None,
+    })  # fmt: skip
+
+
+async def cancel_run_form(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    form = await read_form(request)
+    check_csrf(request, form_text(form.get("csrf_token")))
+    await cancel(request, user, await load_run(request))
+    raise web.HTTPSeeOther(f"{request.path.removesuffix('/cancel')}?done=cancelled")
+
+
+async def run_events_page(request: web.Request) -> web.StreamResponse:
+    """The run page's live feed: the same events, with the HTML to show them."""
+    require_user(request)
+    return await stream(request, await load_run(request), _Html(request))
+
+
+def _run_context(request: web.Request, user: User | None, run: Run, approvals: list[ApprovalRequest]) -> dict[str, Any]:
+    return {"run": run, "approvals": approvals, "can_cancel": can_cancel(user, run)}
+
+
+class _Html:
+    """The run stream's events drawn as the run page draws them."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+
+    def step(self, step: dict[str, Any]) -> str:
+        return _render(self.request, "_step.html", {"s": step})
+
+    def run(self, run: Run, approvals: list[ApprovalRequest]) -> str:
+        context = _run_context(self.request, self.request[appkeys.PRINCIPAL], run, approvals)
+        return _render(self.request, "_run_status.html", context | {"csrf_token": self.request[appkeys.CSRF]})
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any]) -> str:
+    html: str = aiohttp_jinja2.get_env(request.app).get_template(template).render(context)
+    return html
