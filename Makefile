@@ -1,19 +1,28 @@
 # Everything a fresh clone needs: `make demo` and `make test`, each creating .venv on first use.
+# The demo installs only what running needs; tests and lint add their tools on top.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test lint bench redis-server browser clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
+	@echo "Installing what running needs into $(VENV) (once; pip shows its progress)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --progress-bar on --disable-pip-version-check -e .
+	touch $@
+
+$(DEV_STAMP): $(RUN_STAMP)
+	@echo "Installing the test and lint tools into $(VENV) (once)..."
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
 
 # The dashboard with demo agents, on the embedded store: no Redis server and no API key needed.
-demo: $(STAMP)
+# Pick the port with: make demo DEMO_ARGS="--port 9000"   (every option: .venv/bin/approvals demo --help)
+demo: $(RUN_STAMP)
 	$(BIN)/approvals demo $(DEMO_ARGS)
 
 # The suite needs a real redis-server binary (it starts its own on a free port unless REDIS_URL is set).
@@ -36,15 +45,15 @@ browser:
 	    exit 1; \
 	  fi; }
 
-test: $(STAMP) redis-server browser
+test: $(DEV_STAMP) redis-server browser
 	REQUIRE_REAL_REDIS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP) redis-server
+bench: $(DEV_STAMP) redis-server
 	$(BIN)/python bench/waiters.py
 
 clean:

@@ -46,7 +46,7 @@ class ExpirySweeper:
             try:
                 expired = await self.sweep()
                 if expired:
-                    log.info("approvals: expired %d overdue request(s)", len(expired))
+                    log.debug("approvals: expired %d overdue request(s)", len(expired))
                 if sweeps % TRIM_EVERY == 0:
                     await self._store.trim_history()
             except (RedisError, OSError) as error:

@@ -27,7 +27,7 @@ from aiohttp import web
 from approvals import ApprovalStore
 from tests.redis_server import free_port
 from web import WebSettings, appkeys, create_app
-from web.cli.main import _demo_agents, _demo_user
+from web.cli.demo import Demo
 from web.runs.store import RunStore
 
 
@@ -44,9 +44,11 @@ async def sample(store: ApprovalStore, runs: RunStore) -> tuple[int, int, dict[s
 
 async def main(minutes: float, every: float) -> int:
     port = free_port()
-    app = create_app(WebSettings(port=port))
-    app.on_startup.append(lambda app: _demo_user(app, "soak-password"))
-    app.cleanup_ctx.append(_demo_agents)
+    settings = WebSettings(port=port, in_process_worker=True)
+    app = create_app(settings)
+    demo = Demo(settings, agents=4, store_port=-1)
+    app.on_startup.append(demo.add_users)
+    app.cleanup_ctx.append(demo.run_agents)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -124,10 +124,14 @@ def _handwritten() -> dict[str, Any]:
                 _ref("Run"),
                 {
                     "type": "object",
-                    "required": ["steps", "approvals"],
+                    "required": ["steps", "approvals", "why_waiting"],
                     "properties": {
                         "steps": {"type": "array", "items": {"type": "object"}},
                         "approvals": {"type": "array", "items": _ref("RunApproval")},
+                        "why_waiting": {
+                            "type": ["string", "null"],
+                            "description": "Why a queued run has not started, when nothing will start it (no worker)",
+                        },
                     },
                 },
             ]

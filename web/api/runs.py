@@ -15,6 +15,7 @@ from approvals import (
     InvalidRequest,
 )
 from approvals.asking import RunHolder, current_holder
+from approvals.heartbeat import live_processes
 
 from .. import appkeys
 from ..access.auth import (
@@ -26,7 +27,7 @@ from ..access.auth import (
 from ..access.users import User
 from ..http.inputs import read_json_object
 from ..http.sse import KEEPALIVE, sse_message
-from ..runs.store import VIEWS, Run, RunFinished, RunNotFound
+from ..runs.store import VIEWS, Run, RunFinished, RunNotFound, RunStatus
 from .schemas import RUN, NewRun, RunAgentResult, RunApproval, parse
 
 
@@ -77,13 +78,27 @@ async def submit(request: web.Request, user: User, task: object, timeout: object
         raise web.HTTPBadRequest(text=str(error)) from None
 
 
+NO_WORKER = (
+    "No worker is running, so this run waits in the queue: start one with 'approvals worker' "
+    "(on the embedded store, 'approvals serve' and 'approvals demo' run one themselves)"
+)
+
+
+async def why_waiting(request: web.Request, run: Run) -> str | None:
+    """Why a queued run has not started, when something outside it stops it (no worker), else None."""
+    if run.status is not RunStatus.QUEUED:
+        return None
+    processes = await live_processes(request.app[appkeys.CLIENT].store)
+    return None if any("worker" in process.details for process in processes) else NO_WORKER
+
+
 async def get_run(request: web.Request) -> web.Response:
     require_user(request)
     run = await load_run(request)
     runs = request.app[appkeys.RUNS]
     approvals = await approvals_of(request, run)
     body = run_json(run) | {"steps": await runs.steps(run.id), "approvals": [_approval_json(a) for a in approvals]}
-    return web.json_response(body)
+    return web.json_response(body | {"why_waiting": await why_waiting(request, run)})
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -145,7 +160,7 @@ class Presenter(Protocol):
 
     def step(self, step: dict[str, Any]) -> str: ...
 
-    def run(self, run: Run, approvals: list[ApprovalRequest]) -> str: ...
+    def run(self, run: Run, approvals: list[ApprovalRequest], why_waiting: str | None) -> str: ...
 
 
 async def stream(request: web.Request, run: Run, presenter: Presenter | None = None) -> web.StreamResponse:
@@ -209,12 +224,13 @@ class _Follower:
             await self._send(f"{self.attempt}.{index}", "step", data)
             self.sent = index + 1
         approvals = await approvals_of(self.request, run)
-        state = (run.state, [(a.id, a.status) for a in approvals])
+        waiting = await why_waiting(self.request, run)
+        state = (run.state, [(a.id, a.status) for a in approvals], waiting)
         if state != self.shown:
             self.shown = state
-            data = run_json(run) | {"approvals": [_approval_json(a) for a in approvals]}
+            data = run_json(run) | {"approvals": [_approval_json(a) for a in approvals], "why_waiting": waiting}
             if self.presenter is not None:
-                data["html"] = self.presenter.run(run, approvals)
+                data["html"] = self.presenter.run(run, approvals, waiting)
             await self._send(None, "run", data)
         if run.status.final:
             await self._send(None, "end", {"status": run.status.value})

@@ -1,11 +1,9 @@
-"""Demo agents: CodeAgents with scripted models whose risky tools need a person's approval.
+"""`approvals demo`: the dashboard with demo agents and an in-process worker, on the embedded store.
 
-    python -m web.cli.demo [--agents 5] [--seconds 10]           # console only, a scripted reviewer
-    approvals demo                                           # the dashboard: you are the reviewer
-
-Each run picks a task, calls a tool wrapped by `require_approval` (so the request carries the exact
-arguments) or asks through `HumanApprovalTool`, waits as a coroutine, and reports what happened.
-No Redis server and no API key are needed.
+Two users (`demo`, and `ops` for the runs `demo` starts: nobody approves their own), an API token,
+and the embedded store served on a local port, so a second terminal can use the `approvals`
+command and the README's curl examples against the running demo. The banner comes last, and a
+reminder line now and then keeps the address and password within reach.
 """
 
 from __future__ import annotations
@@ -14,167 +12,155 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import random
-import time
+import secrets
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from agent_runtime import CodeAgent, ScriptedModel, Tool, tool
-from approvals import ApprovalClient, Settings
-from approvals.tool import HumanApprovalTool, require_approval
+from aiohttp import web
 
-from ..runs.store import RunStore
+from approvals import ApprovalClient
+from approvals.connections import embedded_server
+from approvals.tasks import BackgroundTasks
 
+from .. import appkeys
+from ..access.users import Role, UnknownUser
+from ..app import create_app
+from ..settings import WebSettings
 
-@tool
-async def send_email(to: str, subject: str, body: str) -> str:
-    """Sends an email.
+log = logging.getLogger("approvals.demo")
 
-    Args:
-        to: Recipient address.
-        subject: Subject line.
-        body: Message text.
-    """
-    return f"email to {to} sent"
-
-
-@tool
-async def refund(order: str, amount: float, currency: str) -> str:
-    """Refunds an order.
-
-    Args:
-        order: Order id.
-        amount: How much.
-        currency: ISO currency code.
-    """
-    return f"refunded {amount} {currency} on {order}"
+DEFAULT_STORE_PORT = 6390
+REMIND_EVERY = 300.0  # seconds between the one-line reminders of where the demo is and how to sign in
+USERS = ("demo", "ops")
 
 
-@tool
-async def restart_service(service: str, region: str, drain_seconds: int) -> str:
-    """Restarts a service.
-
-    Args:
-        service: Service name.
-        region: Where.
-        drain_seconds: How long to drain connections first.
-    """
-    return f"{service} restarted in {region}"
-
-
-@tool
-async def delete_files(paths: list[str]) -> str:
-    """Deletes files.
-
-    Args:
-        paths: Files to delete.
-    """
-    return f"deleted {len(paths)} file(s)"
-
-
-# (queue, tool, the code the scripted model writes)
-TASKS: list[tuple[str, Tool | None, str]] = [
-    ("email", send_email, "send_email(to='customer@example.com', subject='Your refund', body='It is on its way.')"),
-    ("payments", refund, "refund(order='A-1042', amount=129.5, currency='EUR')"),
-    ("ops", restart_service, "restart_service(service='billing-api', region='eu-west-1', drain_seconds=30)"),
-    ("ops", delete_files, "delete_files(paths=['/var/cache/app/a.tmp', '/var/cache/app/b.tmp'])"),
-    ("default", None, "human_approval('Post the weekly status update to #general')"),
-]
+def add_command(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run the dashboard with demo agents, on the embedded store (no Redis server, no API key)",
+        description="The dashboard and API, four demo agents that keep asking for approval, and an in-process "
+        "worker for agent runs, on the embedded store (nothing is kept after Ctrl+C).",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to serve the dashboard on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="port of the dashboard and API (default 8080)")
+    demo.add_argument(
+        "--store-port",
+        type=int,
+        default=DEFAULT_STORE_PORT,
+        help=f"serve the embedded store on 127.0.0.1 at this port, for the approvals command in another terminal "
+        f"(default {DEFAULT_STORE_PORT}; 0: any free port; -1: do not serve it)",
+    )
+    demo.add_argument("--agents", type=int, default=4, help="how many demo agents keep asking (default 4)")
+    demo.add_argument("--agent", help="agent profile for runs: demo (the default), litellm or module:function")
+    demo.set_defaults(run=run)
 
 
-def demo_model(call: str) -> ScriptedModel:
-    """A scripted 'LLM': it makes the call, then reports what came back."""
-
-    def reply(messages: list[dict[str, Any]]) -> str:
-        if "Observation" not in str(messages[-1]["content"]):
-            return f"Thought: this needs a person's approval.\n```python\nresult = {call}\nprint(result)\n```"
-        return "Thought: report back.\n```python\nfinal_answer(result)\n```"
-
-    return ScriptedModel(reply, delay=0.05)
-
-
-async def ask_once(client: ApprovalClient, name: str, timeout: float) -> str:
-    """One demo agent run; returns its final answer (or why it has none)."""
-    queue, risky, call = random.choice(TASKS)
-    if risky is None:
-        tools: list[Tool] = [HumanApprovalTool(client, queue=queue, timeout=timeout)]
-    else:
-        tools = [require_approval(risky, client=client, queue=queue, timeout=timeout)]
-    agent = CodeAgent(tools, demo_model(call), name=name)
-    print(f"{name:>8} asks    {call} on queue {queue!r} (reviewers have {timeout / 60:g} min)", flush=True)
-    result = await agent.arun(f"Carry out: {call}", return_full_result=True)
-    if result.state == "success":
-        print(f"{name:>8} resumes: {result.output}", flush=True)
-        return str(result.output)
-    print(f"{name:>8} gave up ({result.state})", flush=True)
-    return f"no final answer ({result.state})"
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "in_process_worker": True}
+    if args.agent:
+        overrides["agent_profile"] = args.agent
+    settings = WebSettings.from_env(**overrides)
+    demo = Demo(settings, args.agents, args.store_port if settings.approvals.embedded else -1)
+    logging.getLogger("approvals").setLevel(logging.WARNING)  # housekeeping stays out of the way
+    if settings.approvals.embedded:
+        with _quiet("approvals"):
+            embedded_server()  # the banner says what its warning would: the store keeps nothing
+    app = create_app(settings)
+    app.on_startup.append(demo.add_users)
+    app.cleanup_ctx.append(demo.serve_store)
+    app.cleanup_ctx.append(demo.run_agents)
+    web.run_app(app, host=args.host, port=args.port, print=demo.banner, handler_cancellation=True)
+    return 0
 
 
-async def agent(client: ApprovalClient, name: str, until: float) -> None:
-    while time.monotonic() < until:
-        await ask_once(client, name, timeout=3)
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
 
 
-async def agent_loop(client: ApprovalClient, name: str) -> None:
-    """For `approvals demo`: ask every few seconds, with varied deadlines, for a person to decide."""
-    while True:
-        await ask_once(client, name, timeout=random.choice([120, 300, 900, 1800]))
-        await asyncio.sleep(random.uniform(2, 8))
+@dataclass
+class Demo:
+    settings: WebSettings
+    agents: int
+    store_port: int
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
+    token: str = ""
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}/"
 
-RUN_TASKS = [
-    "Archive last quarter's invoices to cold storage",
-    "Rotate the staging database password",
-    "Send the monthly usage report to the finance team",
-    "Scale the checkout service to 6 replicas for the sale",
-    "Close the stale support tickets older than 90 days",
-]
+    async def add_users(self, app: web.Application) -> None:
+        users = app[appkeys.USERS]
+        for name in USERS:
+            with contextlib.suppress(UnknownUser):  # a Redis that kept them from an earlier run
+                await users.remove(name)
+            await users.add(name, self.password, Role.ADMIN)
+        self.token = await users.create_token("demo", label="demo")
 
+    async def serve_store(self, app: web.Application) -> AsyncIterator[None]:
+        """The embedded store on 127.0.0.1, for other terminals (anyone on this machine may connect)."""
+        if self.store_port < 0:
+            yield
+            return
+        import fakeredis
 
-MAX_ACTIVE_RUNS = 3  # the demo queues no more runs while this many are queued or running
+        try:
+            server = fakeredis.TcpFakeServer(("127.0.0.1", self.store_port))
+        except OSError:
+            log.warning("approvals: port %d is taken; serving the demo's store on a free port", self.store_port)
+            server = fakeredis.TcpFakeServer(("127.0.0.1", 0))
+        server.fake_server = embedded_server()  # the very store this process uses
+        self.store_port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, name="demo-store", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
 
+    async def run_agents(self, app: web.Application) -> AsyncIterator[None]:
+        from .demo_agents import agent_loop, run_submitter
 
-async def run_submitter(runs: RunStore, profile: str) -> None:
-    """For `approvals demo`: queue an agent run now and then, so the Runs page has something to follow,
-    without piling up runs that nobody decides on while the demo is left alone."""
-    while True:
-        counts = await runs.counts()
-        if counts["queued"] + counts["running"] < MAX_ACTIVE_RUNS:
-            await runs.submit(random.choice(RUN_TASKS), profile, submitted_by="demo-agents", timeout=3600)
-        await asyncio.sleep(random.uniform(15, 40))
+        tasks = BackgroundTasks()
+        client = ApprovalClient(self.settings.approvals, requested_by="demo-agents", heartbeat="demo-agents")
+        async with client:
+            for n in range(1, self.agents + 1):
+                tasks.spawn(agent_loop(client, f"agent-{n}"))
+            tasks.spawn(run_submitter(app[appkeys.RUNS], self.settings.agent_profile))  # the worker runs them
+            tasks.spawn(self._remind())
+            yield
+            await tasks.aclose()
 
+    async def _remind(self) -> None:
+        while True:
+            await asyncio.sleep(REMIND_EVERY)
+            print(f"--- dashboard {self.url} · sign in as demo (or ops) with {self.password} ---", flush=True)
 
-async def reviewer(client: ApprovalClient, until: float) -> None:
-    """The console demo's stand-in for a person."""
-    while time.monotonic() < until:
-        await asyncio.sleep(random.uniform(0.2, 1.0))
-        for request in (await client.store.list_pending(limit=5)).items:
-            choice = random.random()
-            if choice < 0.5:
-                await client.store.approve(request.id, by="demo-reviewer")
-            elif choice < 0.7 and "action" in request.args:
-                edited = {"action": f"{request.args['action']} (after the freeze)"}
-                await client.store.approve(request.id, by="demo-reviewer", edited_args=edited)
-            elif choice < 0.9:
-                await client.store.reject(request.id, by="demo-reviewer", reason="not during the freeze")
-            # else: leave it to expire, which the agent sees as a rejection
-
-
-async def main(agents: int, seconds: float) -> None:
-    until = time.monotonic() + seconds
-    async with ApprovalClient(Settings(expiry_sweep_interval=0.5), requested_by="demo-agents") as client:
-        review = asyncio.create_task(reviewer(client, until + 4))
-        await asyncio.gather(*(agent(client, f"agent-{n}", until) for n in range(1, agents + 1)))
-        review.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await review
-        stats = await client.store.queue_stats()
-        print("queues:", ", ".join(f"{s.queue}={s.depth} pending" for s in stats))
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    options = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    asyncio.run(main(options.agents, options.seconds))
+    def banner(self, _: str) -> None:
+        """Printed once the dashboard answers: last, after the start-up lines."""
+        api = f"{self.url}api/v1/queues"
+        lines = [
+            f"approvals demo is running at {self.url}  (Ctrl+C stops it; the embedded store keeps nothing)",
+            f"  sign in as   demo  with password  {self.password}",
+            "               ops   with the same password: a second admin, to approve the runs demo starts",
+            f"  API token    {self.token}",
+            f'               curl -H "Authorization: Bearer {self.token}" {api}',
+        ]
+        if self.store_port >= 0:
+            lines += [
+                "  in another terminal, the approvals command works on this demo's store:",
+                f"               export REDIS_URL=redis://127.0.0.1:{self.store_port}/0",
+                "               approvals status      (from a checkout: .venv/bin/approvals status)",
+            ]
+        rule = "-" * max(len(line) for line in lines)
+        print("\n".join(["", rule, *lines, rule, ""]), flush=True)

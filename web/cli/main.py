@@ -4,31 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
-import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from approvals import ApprovalClient, ApprovalError
 from approvals.connections import pubsub_client
-from approvals.tasks import BackgroundTasks
 from approvals.validation import queue_name
 
-from .. import appkeys
 from ..access.throttle import LoginThrottle
-from ..access.users import Role, UnknownUser, UserExists, UserStore
+from ..access.users import Role, UserExists, UserStore
 from ..app import create_app
 from ..runs.feed import RunFeed
 from ..runs.profiles import load_profile
 from ..runs.store import RunStore
 from ..runs.worker import Worker
 from ..settings import WebSettings
+from . import demo
 from .ops import add_commands
 
 
@@ -49,15 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="approvals", description="Human approval of AI agents' actions.")
     commands = parser.add_subparsers(required=True, metavar="command")
 
-    for name, run, help_text in (
-        ("serve", _serve, "run the dashboard and API"),
-        ("demo", _demo, "run it with demo agents"),
-    ):
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("--host", default="127.0.0.1")
-        command.add_argument("--port", type=int, default=8080)
-        command.add_argument("--agent", help="agent profile for POST /run-agent: demo, litellm or module:function")
-        command.set_defaults(run=run)
+    serve = commands.add_parser("serve", help="run the dashboard and API (on REDIS_URL, or the embedded store)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080)")
+    serve.add_argument("--agent", help="agent profile for runs: demo, litellm or module:function")
+    serve.set_defaults(run=_serve)
+    demo.add_command(commands)
 
     add_commands(commands)
 
@@ -124,44 +118,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    settings = _web_settings(args)
-    app = create_app(settings)
-    password = secrets.token_urlsafe(9)
-    app.on_startup.append(lambda app: _demo_user(app, password))
-    app.cleanup_ctx.append(_demo_agents)
-    print(f"Sign in as user 'demo' with password '{password}'.")
-    web.run_app(
-        app, host=args.host, port=args.port, print=_announce(settings), handler_cancellation=HANDLER_CANCELLATION
-    )
-    return 0
-
-
 def _announce(settings: WebSettings) -> Callable[[str], None]:
     def announce(_: str) -> None:
         print(f"approvals is running at http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
 
     return announce
-
-
-async def _demo_user(app: web.Application, password: str) -> None:
-    users = app[appkeys.USERS]
-    with contextlib.suppress(UnknownUser):  # a Redis that kept the demo user from an earlier run
-        await users.remove("demo")
-    await users.add("demo", password, Role.ADMIN)
-
-
-async def _demo_agents(app: web.Application) -> AsyncIterator[None]:
-    from .demo import agent_loop, run_submitter
-
-    settings = app[appkeys.SETTINGS]
-    tasks = BackgroundTasks()
-    async with ApprovalClient(settings.approvals, requested_by="demo-agents", heartbeat="demo-agents") as client:
-        for n in range(1, 5):
-            tasks.spawn(agent_loop(client, f"agent-{n}"))
-        tasks.spawn(run_submitter(app[appkeys.RUNS], settings.agent_profile))  # the server's worker runs them
-        yield
-        await tasks.aclose()
 
 
 def _worker(args: argparse.Namespace) -> int:

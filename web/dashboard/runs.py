@@ -19,7 +19,7 @@ from ..access.auth import (
     require_user,
 )
 from ..access.users import User
-from ..api.runs import approvals_of, cancel, list_view, load_run, stream, submit, view_of, whole_number
+from ..api.runs import approvals_of, cancel, list_view, load_run, stream, submit, view_of, whole_number, why_waiting
 from ..http.inputs import form_text, read_form
 from ..http.render import render
 from ..runs.store import ACTIVE, VIEWS, Run
@@ -63,9 +63,9 @@ async def run_page(request: web.Request) -> web.Response:
     user = require_user(request)
     run = await load_run(request)
     steps = await request.app[appkeys.RUNS].steps(run.id)
-    return render(request, "run.html", _run_context(request, user, run, await approvals_of(request, run)) | {
-        "steps": steps, "notice": "cancelled" if request.query.get("done") == "cancelled" else None,
-    })  # fmt: skip
+    context = _run_context(request, user, run, await approvals_of(request, run), await why_waiting(request, run))
+    notice = "cancelled" if request.query.get("done") == "cancelled" else None
+    return render(request, "run.html", context | {"steps": steps, "notice": notice})
 
 
 async def cancel_run_form(request: web.Request) -> web.StreamResponse:
@@ -82,8 +82,10 @@ async def run_events_page(request: web.Request) -> web.StreamResponse:
     return await stream(request, await load_run(request), _Html(request))
 
 
-def _run_context(request: web.Request, user: User | None, run: Run, approvals: list[ApprovalRequest]) -> dict[str, Any]:
-    return {"run": run, "approvals": approvals, "can_cancel": can_cancel(user, run)}
+def _run_context(
+    request: web.Request, user: User | None, run: Run, approvals: list[ApprovalRequest], why_waiting: str | None
+) -> dict[str, Any]:
+    return {"run": run, "approvals": approvals, "can_cancel": can_cancel(user, run), "why_waiting": why_waiting}
 
 
 class _Html:
@@ -95,8 +97,8 @@ class _Html:
     def step(self, step: dict[str, Any]) -> str:
         return _render(self.request, "_step.html", {"s": step})
 
-    def run(self, run: Run, approvals: list[ApprovalRequest]) -> str:
-        context = _run_context(self.request, self.request[appkeys.PRINCIPAL], run, approvals)
+    def run(self, run: Run, approvals: list[ApprovalRequest], why_waiting: str | None) -> str:
+        context = _run_context(self.request, self.request[appkeys.PRINCIPAL], run, approvals, why_waiting)
         return _render(self.request, "_run_status.html", context | {"csrf_token": self.request[appkeys.CSRF]})
 
 
