@@ -8,13 +8,13 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 from approvals import Settings
 from tests.redis_server import free_port
-from tests.web.metrics_text import samples
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,42 +73,82 @@ def test_users_and_tokens(settings: Settings) -> None:
     assert run(settings, "users", "remove", "rita").returncode == 1
 
 
-async def test_demo_serves_the_dashboard_and_its_agents_ask() -> None:
+@dataclass
+class Banner:
+    url: str
+    password: str
+    token: str
+    redis_url: str
+
+
+async def read_banner(stdout: asyncio.StreamReader, seen: list[str]) -> Banner:
+    """The demo's banner, from its output (the lines before it are kept in `seen`)."""
+    found: dict[str, str] = {}
+    patterns = {
+        "url": r"running at (http://\S+)",
+        "password": r"demo\s+with password\s+(\S+)",
+        "token": r"API token\s+(apt_\S+)",
+        "redis_url": r"export REDIS_URL=(\S+)",
+    }
+    while len(found) < len(patterns):
+        line = (await asyncio.wait_for(stdout.readline(), 60)).decode()
+        assert line, f"the demo ended before its banner: {seen}"
+        seen.append(line)
+        for name, pattern in patterns.items():
+            if match := re.search(pattern, line):
+                found[name] = match.group(1)
+    return Banner(**found)
+
+
+async def test_the_demo_prints_a_banner_last_and_a_second_terminal_can_use_it() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded default
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "demo", "--port", str(port), cwd=ROOT, env=env,
+        sys.executable, "-m", "web.cli", "demo", "--port", str(port), "--store-port", "0", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        password = re.search(r"password '([^']+)'", first).group(1)
+        seen: list[str] = []
+        banner = await read_banner(process.stdout, seen)
+        assert banner.url == f"http://127.0.0.1:{port}/"
+        assert not any("WARNING" in line or "INFO" in line for line in seen), seen  # quiet before the banner
+        second = {**env, "REDIS_URL": banner.redis_url}
+
+        def approvals(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "web.cli", *args], check=False, input=stdin, capture_output=True,
+                text=True, env=second, cwd=ROOT, timeout=60,
+            )  # fmt: skip
+
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:  # cookies from an IP
             deadline = time.monotonic() + 30
-            while True:  # the server is up once its login page answers
-                assert time.monotonic() < deadline, "the demo never served its login page"
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/login") as page:
-                        token = re.search(r'name="login_csrf" value="([^"]+)"', await page.text()).group(1)
+            bearer = {"Authorization": f"Bearer {banner.token}"}
+            while True:  # the curl of the banner, until the agents have asked
+                async with session.get(f"{banner.url}api/v1/queues", headers=bearer) as response:
+                    assert response.status == 200
+                    if sum(q["depth"] for q in (await response.json())["queues"]):
                         break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.2)
-            form = {"username": "demo", "password": password, "login_csrf": token}
-            async with session.post(f"http://127.0.0.1:{port}/login", data=form) as signed_in:
-                assert signed_in.status == 200
-                assert "Pending approvals" in await signed_in.text()
-            created = 0
-            while created == 0:  # /metrics, as a signed-in user: it names reviewers
                 assert time.monotonic() < deadline, "the demo agents never asked"
-                await asyncio.sleep(0.5)
-                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    text = await response.text()
-                created = sum(v for (name, _), v in samples(text).items() if name == "approvals_requests_created_total")
+                await asyncio.sleep(0.3)
+            status = await asyncio.to_thread(approvals, "status")
+            assert status.returncode == 0 and "demo-agents" in status.stdout, status.stderr
+            added = await asyncio.to_thread(
+                approvals, "users", "add", "rita", "--password-stdin", stdin="long enough pw"
+            )
+            assert added.returncode == 0, added.stderr
+            token = (await asyncio.to_thread(approvals, "tokens", "create", "rita")).stdout.split()[0]
+            async with session.get(
+                f"{banner.url}api/v1/approvals", headers={"Authorization": f"Bearer {token}"}
+            ) as mine:
+                assert mine.status == 200 and (await mine.json())["total"] >= 1  # rita, added from outside, is in
+            async with session.get(f"{banner.url}login") as page:
+                csrf = re.search(r'name="login_csrf" value="([^"]+)"', await page.text()).group(1)
+            form = {"username": "demo", "password": banner.password, "login_csrf": csrf}
+            async with session.post(f"{banner.url}login", data=form) as signed_in:
+                assert signed_in.status == 200 and "Pending approvals" in await signed_in.text()
             # Its first queued run is taken by the in-process worker and waits for a person.
-            while "No runs here." in (
-                page := await (await session.get(f"http://127.0.0.1:{port}/runs?state=waiting")).text()
-            ):
+            while "No runs here." in (page := await (await session.get(f"{banner.url}runs?state=waiting")).text()):
                 assert time.monotonic() < deadline + 10, "the demo's run never waited for approval"
                 await asyncio.sleep(0.2)
             assert "demo-agents" in page
