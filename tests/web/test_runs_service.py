@@ -336,3 +336,19 @@ async def test_a_take_over_restarts_the_steps_on_the_stream(make_site: SiteFacto
     rest = await events_until(stream, "end")
     assert [(e.event, e.id) for e in rest if e.event in ("restart", "step")] == [("restart", "2.-1"), ("step", "2.0")]
     assert [e.data["step"]["model_output"] for e in rest if e.event == "step"] == ["second try"]
+
+
+async def test_a_queued_run_no_worker_will_take_says_so_and_what_to_do(make_site: SiteFactory) -> None:
+    site = await make_site(agent_profile=LEDGER_PROFILE, in_process_worker=False)
+    run = await submit(site, "nobody runs me")
+    body = await get_run(site, run["id"])
+    assert body["status"] == "queued" and "approvals worker" in body["why_waiting"]
+    await site.login("vic")
+    page = await (await site.client.get(f"/runs/{run['id']}")).text()
+    assert "No worker is running" in page
+
+
+async def test_a_run_a_worker_holds_has_nothing_to_explain(site: Site) -> None:
+    taken = await submit(site, "a worker runs me")
+    await asked(site, taken["id"])
+    assert (await get_run(site, taken["id"]))["why_waiting"] is None
