@@ -69,17 +69,21 @@ class Asking:
     even if its caller is cancelled again, and closing the client waits for all of them first."""
 
     def __init__(self) -> None:
-        self._busy: set[asyncio.Future[None]] = set()
+        self._asks = 0  # in progress (a count: a burst of 100,000 asks should not hold 100,000 objects)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy: set[asyncio.Task[None]] = set()  # withdrawals running
 
     @contextlib.contextmanager
     def in_progress(self) -> Iterator[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._busy.add(done)
+        self._asks += 1
+        self._idle.clear()
         try:
             yield
         finally:
-            done.set_result(None)
-            self._busy.discard(done)
+            self._asks -= 1
+            if not self._asks:
+                self._idle.set()
 
     async def give_up(self, store: ApprovalStore, request_id: str, error: BaseException) -> None:
         """Withdraw `request_id` unless the stop keeps it (see `withdrawal_reason`). A cancellation
@@ -101,6 +105,8 @@ class Asking:
         """Wait (within the grace) for every ask to end and every withdrawal to be written."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WITHDRAW_GRACE
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), WITHDRAW_GRACE)
         while self._busy and loop.time() < deadline:
             await asyncio.wait(list(self._busy), timeout=deadline - loop.time())
 

@@ -88,6 +88,7 @@ class ApprovalClient:
             await self._waiter.aclose()  # every wait ends (ClientClosed) ...
         await self._asking.settle()  # ... and withdraws its request while the store is still open
         if self._store is not None:
+            await self._store.aclose()
             await self._store.redis.aclose()
         self._store = self._waiter = self._sweeper = self._heartbeat = None
 
@@ -146,7 +147,10 @@ class ApprovalClient:
         `requested_by` overrides the client's for this request (a worker asks for the run's submitter);
         `idempotency_scope` says whose key it is (default: the requester's).
         """
-        store, request_id = self.store, uuid.uuid4().hex  # known before it is written: a cancel mid-way finds it
+        store, waiter, request_id = self.store, self.waiter, uuid.uuid4().hex
+        # The id is known before the request is written: the wait is registered first (no decision
+        # can slip by, and nothing needs reading back), and a cancel mid-way still finds it.
+        future = waiter.expect(request_id)
         with self._asking.in_progress():
             try:
                 request = await store.create(
@@ -165,17 +169,25 @@ class ApprovalClient:
                     idempotency_scope=idempotency_scope,
                 )
             except ApprovalError:
+                waiter.forget(request_id, future)
                 raise  # refused (bad input, a conflict): nothing was written
             except BaseException as error:
+                waiter.forget(request_id, future)
                 await self._asking.give_up(store, request_id, error)  # the create may have gone through
                 raise
-            if (decision := request.decision()) is not None:
-                return decision
             try:
-                return await self.wait(request.id)
+                if request.id != request_id:  # the idempotency key names an earlier request: wait for it
+                    waiter.forget(request_id, future)
+                    return request.decision() or await self.wait(request.id)
+                with waiting_for_person():
+                    decision = await waiter.until_decided(request, future)
             except BaseException as error:
                 await self._asking.give_up(store, request.id, error)
                 raise
+            finally:
+                waiter.forget(request_id, future)
+        assert decision is not None  # no deadline was given: only a decision ends the wait
+        return decision
 
     async def create(
         self,

@@ -43,7 +43,7 @@ class Settings:
     default_timeout: float = 3600.0  # seconds a request stays open before it expires (denied)
     default_queue: str = "default"
     pool_size: int = 16  # command connections per process, whatever the number of waiters
-    pool_timeout: float = 10.0  # seconds to wait for a free command connection
+    pool_timeout: float | None = None  # seconds to wait for a free command connection (None: as long as it takes)
     health_check_interval: float = 10.0  # Pub/Sub connection PING interval, seconds
     safety_sweep_interval: float = 30.0  # waiters re-read every waited-on request this often
     expiry_sweep_interval: float = 1.0  # how often the sweeper looks for overdue requests
@@ -63,9 +63,10 @@ class Settings:
             raise InvalidSettings("retention", "must be at least 1 second")
         if self.events_maxlen < 1:
             raise InvalidSettings("events_maxlen", "must be at least 1")
+        if self.pool_timeout is not None and not (math.isfinite(self.pool_timeout) and self.pool_timeout > 0):
+            raise InvalidSettings("pool_timeout", "must be a positive number of seconds, or None to wait")
         for name in (
             "default_timeout",
-            "pool_timeout",
             "health_check_interval",
             "safety_sweep_interval",
             "expiry_sweep_interval",

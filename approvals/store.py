@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import time
@@ -20,6 +21,8 @@ from redis.exceptions import ResponseError
 
 from . import schema, scripts
 from . import validation as check
+from .batching import ScriptBatcher
+from .creation import Ask, create_call
 from .errors import AlreadyDecided, IdempotencyConflict, InvalidRequest, RequestNotFound, SelfDecisionForbidden
 from .keys import Keys
 from .models import DECISION_FIELDS, ApprovalRequest, AuditEvent, AuditPage, Decision, Page, QueueStats, Status
@@ -39,8 +42,12 @@ class ApprovalStore:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.prefix)
-        self._create = redis.register_script(scripts.CREATE)
+        self._create = ScriptBatcher(redis, redis.register_script(scripts.CREATE))  # a burst shares round trips
         self._decide = redis.register_script(scripts.DECIDE)
+
+    async def aclose(self) -> None:
+        """Stop sending what is still queued (its callers get CancelledError); the connection is the owner's."""
+        await self._create.aclose()
 
     # -- creating and reading ------------------------------------------------------------------
 
@@ -70,29 +77,18 @@ class ApprovalStore:
         The same key with another action, queue or arguments raises `IdempotencyConflict`, or with
         `supersede=True` (a re-run that took another path) withdraws the old request and asks anew.
         """
-        arguments = {} if args is None else args
-        schema_text = None if args_schema is None else schema.check_schema(args_schema)
-        fields = {
-            "action": check.action(action),
-            "args": check.json_object(arguments, "args"),
-            "queue": check.queue_name(self.settings.default_queue if queue is None else queue),
-            "agent_id": check.optional_name(agent_id, "agent_id"),
-            "run_id": check.optional_name(run_id, "run_id"),
-            "requested_by": check.optional_name(requested_by, "requested_by"),
-            "idempotency_key": check.optional_name(idempotency_key, "idempotency_key"),
-            "idempotency_scope": None
-            if idempotency_key is None
-            else check.name(idempotency_scope or f"by:{requested_by or ''}", "idempotency_scope"),
-            "context": check.json_object({} if context is None else context, "context"),
-            "args_schema": schema_text,
-        }
-        encoded = fields["args"] or "{}"
-        await schema.check_args_off_loop(args_schema, json.loads(encoded), "args", len(encoded))  # as stored: JSON
-        lifetime = check.seconds(self.settings.default_timeout if timeout is None else timeout, "timeout")
+        ask = Ask(
+            action, args, queue, timeout, agent_id, run_id, requested_by, idempotency_key, idempotency_scope, context,
+            args_schema,
+        )  # fmt: skip
+        if args_schema is not None:  # checked now: a large argument is checked in a worker thread
+            encoded = ask.fields(self.settings)[0]["args"] or "{}"
+            await schema.check_args_off_loop(args_schema, json.loads(encoded), "args", len(encoded))  # as stored
         new_id = uuid.uuid4().hex if request_id is None else check.request_id(request_id)
         replaceable = "+"
         for _ in range(MAX_KEY_MOVES):  # an "existing" reply wrote nothing: the next try may use new_id again
-            kind, named_id, stored = await self._create_once(new_id, fields, lifetime, replaceable)
+            call = functools.partial(create_call, self.keys, self.settings, new_id, ask, replaceable)
+            (kind, named_id), stored = await self._create(call)
             if kind == "created":
                 return ApprovalRequest.from_hash(stored)
             existing = await self._holder_of_key(named_id, stored, supersede)
@@ -100,40 +96,6 @@ class ApprovalStore:
                 return existing
             replaceable = named_id  # withdrawn, superseded, or gone: the key moves to a new request
         raise IdempotencyConflict(idempotency_key or "", named_id)
-
-    async def _create_once(
-        self, request_id: str, fields: Mapping[str, str | None], lifetime: float, replaceable: str
-    ) -> tuple[str, str, dict[str, str]]:
-        now = time.time()
-        stored = {
-            "id": request_id,
-            "status": Status.PENDING.value,
-            "created_at": repr(now),
-            "expires_at": repr(now + lifetime),
-            **{name: value for name, value in fields.items() if value is not None},
-        }
-        queue_name, run_id, key = stored["queue"], stored.get("run_id"), stored.get("idempotency_key")
-        scope = stored.get("idempotency_scope", "")
-        keys = [
-            self.keys.request(request_id),
-            self.keys.pending(),
-            self.keys.pending(queue_name),
-            self.keys.expiry,
-            self.keys.events,
-            self.keys.queues,
-            self.keys.counts,
-        ]
-        if key is not None:
-            keys.append(self.keys.idempotency(scope, key))
-        if run_id is not None:
-            keys.append(self.keys.run_requests(run_id))
-        argv = [request_id, stored["created_at"], stored["expires_at"], self.settings.events_maxlen, queue_name]
-        argv += [stored["action"], stored.get("requested_by", ""), stored["args"]]
-        argv += ["" if key is None else replaceable, run_id or "", self.keys.runs_channel]
-        argv += [math.ceil(lifetime + self.settings.retention)]
-        argv += [part for pair in stored.items() for part in pair]
-        kind, named_id = await self._create(keys=keys, args=argv)
-        return kind, named_id, stored
 
     async def _holder_of_key(
         self, request_id: str, asked: Mapping[str, str], supersede: bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import validation as check
 from .errors import AlreadyDecided, ClientClosed, WaitTimeout
-from .models import Decision
+from .models import ApprovalRequest, Decision
 from .store import ApprovalStore
 from .subscription import Subscription
 from .tasks import BackgroundTasks
@@ -44,6 +45,8 @@ class DecisionWaiter:
         self._redis = pubsub_redis
         self._channel = store.keys.decided_channel
         self._futures: dict[str, list[asyncio.Future[Decision]]] = {}
+        self._deadlines: list[tuple[float, str]] = []  # (expires_at, request id): a heap, earliest first
+        self._deadline_moved = asyncio.Event()
         self._tasks = BackgroundTasks()
         self._subscribed = asyncio.Event()
         self.rechecks = 0  # re-checks started, for tests and metrics
@@ -68,6 +71,7 @@ class DecisionWaiter:
         subscription = Subscription(self._redis, self._channel, self._on_message, self._on_subscribed, interval)
         self._tasks.spawn(subscription.run())
         self._tasks.spawn(self._safety_sweep())
+        self._tasks.spawn(self._expire_due())
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     async def aclose(self) -> None:
@@ -79,6 +83,13 @@ class DecisionWaiter:
                     future.set_exception(ClientClosed())
         await self._redis.aclose()
 
+    def expect(self, request_id: str) -> asyncio.Future[Decision]:
+        """Register a wait before the request is read, or even written: no decision can slip by.
+        Pair it with `forget` once done."""
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._futures.setdefault(request_id, []).append(future)
+        return future
+
     async def wait(self, request_id: str, timeout: float | None = None) -> Decision:
         """The decision on `request_id`; at the request's deadline, an expiry (a denial).
 
@@ -88,46 +99,70 @@ class DecisionWaiter:
         if timeout is not None:
             check.seconds(timeout, "timeout")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Decision] = loop.create_future()
-        self._futures.setdefault(request_id, []).append(future)  # before reading: no lost wake-up
+        future = self.expect(request_id)  # before reading: no lost wake-up
         # The bound is checked between awaits, never by cancelling one: redis-py may swallow a
         # cancellation that lands in a command, and the wait would then never end.
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            decision = await self._wait(request_id, future, deadline)
+            request = await _retrying(lambda: self._store.get(request_id), deadline)
+            decision = None if request is None else await self.until_decided(request, future, deadline)
         finally:
-            self._forget(request_id, future)
+            self.forget(request_id, future)
         if decision is None:
             raise WaitTimeout(request_id, timeout or 0.0)
         return decision
 
-    async def _wait(self, request_id: str, future: asyncio.Future[Decision], deadline: float | None) -> Decision | None:
-        """The decision, or None once `deadline` (loop time) has passed without one."""
-        loop = asyncio.get_running_loop()
-        request = await _retrying(lambda: self._store.get(request_id), deadline)
-        if request is None:
-            return None  # Redis away until the caller's deadline
+    async def until_decided(
+        self, request: ApprovalRequest, future: asyncio.Future[Decision], deadline: float | None = None
+    ) -> Decision | None:
+        """The decision on `request`, read or written after `future` was registered (`expect`); None
+        once `deadline` (loop time) passes without one. A wait with no deadline holds no timer of its
+        own: one timer per process expires overdue requests."""
         decision = request.decision()
-        while decision is None:
-            left = request.expires_at - time.time()
-            if deadline is not None:
-                left = min(left, deadline - loop.time())
-            await asyncio.wait([future], timeout=max(0.0, left))
-            if future.done():
-                return future.result()
-            if deadline is not None and loop.time() >= deadline:
-                return None
-            decision = await self._expire(request_id, deadline)
-        return decision
+        if decision is not None:
+            return decision
+        self._expire_at(request.id, request.expires_at)
+        if deadline is None:
+            return await future
+        await asyncio.wait([future], timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        return future.result() if future.done() else None
 
-    async def _expire(self, request_id: str, deadline: float | None) -> Decision | None:
-        """At the request's deadline, expire it ourselves rather than rely on a sweeper."""
+    # -- the requests' deadlines ---------------------------------------------------------------------
+
+    def _expire_at(self, request_id: str, expires_at: float) -> None:
+        heapq.heappush(self._deadlines, (expires_at, request_id))
+        if expires_at <= self._deadlines[0][0]:
+            self._deadline_moved.set()  # sooner than the timer was set for
+
+    async def _expire_due(self) -> None:
+        """At each deadline, expire the request ourselves rather than rely on a sweeper."""
+        while True:
+            self._deadline_moved.clear()
+            if not self._deadlines:
+                await self._deadline_moved.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadline_moved.wait(), max(0.0, self._deadlines[0][0] - time.time()))
+                continue
+            due = []
+            while self._deadlines and self._deadlines[0][0] <= time.time():
+                _, request_id = heapq.heappop(self._deadlines)
+                if request_id in self._futures:  # else decided meanwhile: nobody waits
+                    due.append(request_id)
+            decisions = await asyncio.gather(*(self._expire(i) for i in due))
+            for request_id, decision in zip(due, decisions, strict=True):
+                if decision is not None:
+                    self._resolve(decision)
+                elif request_id in self._futures:  # Redis's clock is behind ours, or Redis is away
+                    heapq.heappush(self._deadlines, (time.time() + 1.0, request_id))
+
+    async def _expire(self, request_id: str) -> Decision | None:
         try:
-            return await _retrying(lambda: self._store.expire(request_id), deadline)
+            return await _retrying(lambda: self._store.expire(request_id), time_limit=MAX_BACKOFF)
         except AlreadyDecided as error:
             return error.decision
 
-    def _forget(self, request_id: str, future: asyncio.Future[Decision]) -> None:
+    def forget(self, request_id: str, future: asyncio.Future[Decision]) -> None:
         futures = self._futures.get(request_id)
         if futures is None:
             return
@@ -135,6 +170,9 @@ class DecisionWaiter:
             futures.remove(future)
         if not futures:
             del self._futures[request_id]
+            if len(self._deadlines) > 2 * len(self._futures) + 1000:  # mostly decided long before their deadline
+                self._deadlines = [entry for entry in self._deadlines if entry[1] in self._futures]
+                heapq.heapify(self._deadlines)
 
     def _resolve(self, decision: Decision) -> None:
         for future in self._futures.get(decision.request_id, ()):
@@ -185,10 +223,14 @@ class DecisionWaiter:
                 self._resolve(decision)
 
 
-async def _retrying(operation: Callable[[], Awaitable[T]], deadline: float | None = None) -> T | None:
+async def _retrying(
+    operation: Callable[[], Awaitable[T]], deadline: float | None = None, *, time_limit: float | None = None
+) -> T | None:
     """Run a read or write for a waiter; Redis being away for a while must not fail the wait.
-    None if Redis is still away at `deadline` (loop time)."""
+    None if Redis is still away at `deadline` (loop time), or after `time_limit` seconds."""
     loop = asyncio.get_running_loop()
+    if time_limit is not None:
+        deadline = loop.time() + time_limit
     backoff = 0.05
     while True:
         try:
