@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test lint bench redis-server browser clean
 
@@ -20,6 +21,10 @@ $(RUN_STAMP): pyproject.toml
 $(DEV_STAMP): $(RUN_STAMP)
 	@echo "Installing the test and lint tools into $(VENV) (once)..."
 	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+$(BENCH_STAMP): $(DEV_STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev,bench]'
 	touch $@
 
 # The dashboard with demo agents, on the embedded store: no Redis server and no API key needed.
@@ -55,8 +60,14 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(DEV_STAMP) redis-server
+# Every benchmark, each printing its figures and PASS/FAIL against its targets (see README).
+bench: $(BENCH_STAMP) redis-server
+	$(BIN)/python bench/asks.py
 	$(BIN)/python bench/waiters.py
+	$(BIN)/python bench/vs_smolagents.py
+	$(BIN)/python bench/agents.py --skip-threads
+	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/runs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

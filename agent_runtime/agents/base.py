@@ -18,6 +18,7 @@ from ..errors import AgentError, AgentGenerationError, AgentMaxStepsError, Agent
 from ..memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep
 from ..models import ChatMessage, ChatMessageStreamDelta, Model, agglomerate_stream_deltas
 from ..tools import FinalAnswerTool, Tool
+from ..turns import take_turn
 from .runs import RunState, StreamEvent, result
 
 T = TypeVar("T")
@@ -116,8 +117,8 @@ class MultiStepAgent:
     def run(self, task: str, *, stream: bool = False, **kwargs: Any) -> Any:
         """Sync face of `arun`. Called inside a running event loop, it blocks the caller, as sync code does."""
         if stream:
-            return iterate_async_sync(lambda: self._stream_then_close(self.arun(task, stream=True, **kwargs)))
-        return run_coroutine_sync(lambda: self._run_then_close(self.arun(task, **kwargs)))
+            return iterate_async_sync(lambda: self.arun(task, stream=True, **kwargs))
+        return run_coroutine_sync(lambda: self.arun(task, **kwargs))
 
     def __call__(self, task: str, **kwargs: Any) -> Any:
         return self.run(task, **kwargs)
@@ -125,20 +126,6 @@ class MultiStepAgent:
     def add_step_callback(self, callback: Callback, step_type: type = ActionStep) -> None:
         """Call `callback(step)` (sync or async; with `agent=` if it takes it) for every step of that type."""
         self._callbacks.setdefault(step_type, []).append((callback, _accepts_agent(callback)))
-
-    async def _run_then_close(self, run: Awaitable[Any]) -> Any:
-        """The sync face's private loop ends after the run: close the model's clients made on it."""
-        try:
-            return await run
-        finally:
-            await self.model.aclose()
-
-    async def _stream_then_close(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await self.model.aclose()
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -168,6 +155,7 @@ class MultiStepAgent:
         run.memory.steps.append(TaskStep(run.task))
         output = None
         for _ in range(max_steps):
+            await take_turn()  # building the prompt and the request is this step's first stretch of CPU
             if self._planning_due(run):
                 async for event in self._plan(run):
                     yield event

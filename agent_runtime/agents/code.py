@@ -44,14 +44,17 @@ class CodeAgent(MultiStepAgent):
 
     def _new_run(self, task: str, reset: bool, additional_args: dict[str, Any], run_id: str | None) -> RunState:
         run = super()._new_run(task, reset, additional_args, run_id)
-        self._executor(run).send_variables(run.state)
+        if run.executor is not None:  # a run going on from the last one: its variables, and the new ones
+            run.executor.send_variables(run.state)
         return run
 
     def _executor(self, run: RunState) -> LocalPythonExecutor:
-        """The run's executor, made on first use: variables persist across its steps."""
+        """The run's executor, made when its first code runs (a run waiting for its model holds none;
+        with a thousand runs in flight, fewer objects for the GC to walk); variables persist across steps."""
         if run.executor is None:
             run.executor = LocalPythonExecutor(**self.executor_options)
             run.executor.send_tools(self.tools)
+            run.executor.send_variables(run.state)
         return run.executor
 
     async def _step(self, run: RunState, step: ActionStep) -> AsyncIterator[ChatMessageStreamDelta]:

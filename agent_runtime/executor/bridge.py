@@ -3,6 +3,8 @@
 Model-written code runs in a greenlet. When it calls an async tool, `await_only` switches back to
 the driver coroutine, which awaits the tool on the loop and switches back in with the result. No
 thread per run, and lambdas, callbacks given to built-ins, generators and class bodies all work.
+The code goes on only when its task's turn comes (`agent_runtime.turns`): many agents' code
+resuming together runs a stretch per loop iteration, never all of it in one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import greenlet
+
+from ..turns import take_turn
 
 T = TypeVar("T")
 
@@ -43,6 +47,7 @@ async def greenlet_spawn(function: Callable[..., T], *args: Any) -> T:
     while not code.dead:
         try:
             value = await result
+            await take_turn()
         except BaseException as error:
             # Cancellation and errors of the awaited thing surface inside the code, where they happened.
             if isinstance(error, asyncio.CancelledError):

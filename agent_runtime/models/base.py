@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..concurrency import RateLimiter, iterate_async_sync, run_coroutine_sync
+from ..turns import take_turn
 from .messages import ChatMessage, ChatMessageStreamDelta, MessageRole, agglomerate_stream_deltas
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Model:
         await self.rate_limiter.acquire()
         request = self._request(messages, stop_sequences, response_format, tools_to_call_from, kwargs)
         message = await self._agenerate(request)
+        await take_turn()  # many replies arriving together are read a turn at a time
         return _strip_stop_sequences(message, stop_sequences)
 
     async def agenerate_stream(
@@ -93,26 +95,17 @@ class Model:
     async def aclose(self) -> None:
         """Close the HTTP clients this model made for the running event loop (none by default)."""
 
-    # -- sync faces: each runs on a private event loop, whose clients are closed before it ends ----
+    # -- sync faces: on the process's background loop, where the model's clients are reused -------
 
     def generate(self, messages: Messages, **kwargs: Any) -> ChatMessage:
-        async def generate() -> ChatMessage:
-            try:
-                return await self.agenerate(messages, **kwargs)
-            finally:
-                await self.aclose()
-
-        return run_coroutine_sync(generate)
+        return run_coroutine_sync(lambda: self.agenerate(messages, **kwargs))
 
     def generate_stream(self, messages: Messages, **kwargs: Any) -> Iterator[ChatMessageStreamDelta]:
-        async def stream() -> AsyncIterator[ChatMessageStreamDelta]:
-            try:
-                async for delta in self.agenerate_stream(messages, **kwargs):
-                    yield delta
-            finally:
-                await self.aclose()
+        return iterate_async_sync(lambda: self.agenerate_stream(messages, **kwargs))
 
-        return iterate_async_sync(stream)
+    def close(self) -> None:
+        """Close the HTTP clients the sync faces made (they are reused until then, or until exit)."""
+        run_coroutine_sync(self.aclose)
 
     def __call__(self, messages: Messages, **kwargs: Any) -> ChatMessage:
         return self.generate(messages, **kwargs)

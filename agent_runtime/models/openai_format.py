@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from ..concurrency import background
 from .messages import (
     ChatMessage,
     ChatMessageStreamDelta,
@@ -16,6 +17,7 @@ from .messages import (
     MessageRole,
     TokenUsage,
 )
+from .sdk import load_sdk
 
 C = TypeVar("C")
 
@@ -70,21 +72,53 @@ def delta_from_chunk(chunk: Any) -> ChatMessageStreamDelta:
 
 
 class PerLoopClient(Generic[C]):
-    """One async SDK client per event loop: their HTTP pools cannot be shared across loops."""
+    """One async SDK client per event loop: their HTTP pools cannot be shared across loops.
 
-    def __init__(self, factory: Callable[[], C]) -> None:
+    `sdk` names the module the factory needs: it is imported off the loop before the first client.
+    A client made on the sync faces' background loop lives until `aclose()` there, or until the
+    model is collected, or the process exits: sync calls reuse it, and its connections.
+    """
+
+    def __init__(self, factory: Callable[[], C], sdk: str) -> None:
         self._factory = factory
+        self._sdk = sdk
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, C] = weakref.WeakKeyDictionary()
+        weakref.finalize(self, _close_later, self._clients)  # holds the clients, not self
 
-    def get(self) -> C:
+    async def get(self) -> C:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = self._factory()
+            await load_sdk(self._sdk)
+            client = self._clients.get(loop)  # another task may have made it meanwhile
+            if client is None:
+                client = self._clients[loop] = self._factory()
+                if background.owns_current_thread():
+                    background.at_exit(id(self), self.aclose)
         return client
 
     async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        close = getattr(client, "close", None) or getattr(client, "aclose", None)
-        if close is not None:
-            await close()
+        """Close the client made for the running loop, if any."""
+        await _close(self._clients.pop(asyncio.get_running_loop(), None))
+
+
+async def _close(client: Any) -> None:
+    close = getattr(client, "close", None) or getattr(client, "aclose", None)
+    if close is not None:
+        await close()
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]) -> None:
+    """The model is gone: close its clients on their loops, if those still run."""
+    for loop, client in list(clients.items()):
+        if loop.is_running() and not loop.is_closed():
+            loop.call_soon_threadsafe(_spawn_close, client)
+
+
+def _spawn_close(client: Any) -> None:
+    task = asyncio.get_running_loop().create_task(_close(client))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)

@@ -67,6 +67,7 @@ class HttpRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    peer: tuple[str, int] | None = None  # the client's address and port: which connection it came on
 
 
 @dataclass(repr=False)
@@ -197,6 +198,7 @@ class OpenAIServer:
             request.path,
             dict(request.query),
             {name.lower(): value for name, value in request.headers.items()},
+            tuple(request.transport.get_extra_info("peername")[:2]) if request.transport else None,
         )
         with self._lock:
             self.requests.append(body)

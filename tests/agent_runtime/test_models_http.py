@@ -96,13 +96,10 @@ def close_litellm_clients_sync() -> None:
 
 @pytest.fixture
 def sync_model(kind: str, server: OpenAIServer) -> Iterator[Model]:
-    """For the sync faces. Each sync call runs on a loop of its own, and the client the model makes there is
-    never closed (see test_sync_generate_leaves_no_connection_open): the server closes every connection."""
-    server.keep_alive = False
+    """For the sync faces, which run on the background loop; the model's clients there are closed after."""
     model = make_model(kind, server)
     yield model
-    if isinstance(model, LiteLLMModel):
-        close_litellm_clients_sync()  # its aiohttp sessions, which would warn when collected
+    model.close()
 
 
 def content_of(message: dict[str, Any]) -> str:
@@ -313,28 +310,42 @@ async def test_tool_calling_agent_over_http(server: OpenAIServer, stream_outputs
 # -- known runtime bugs ----------------------------------------------------------------------------
 
 
-def _open_connections_after_sync_generate(kind: str, server: OpenAIServer) -> int:
-    """Call the sync face once, then count the connections the server still holds (after letting the
-    client side settle). Whatever the model leaked is dropped here, with its ResourceWarnings silenced, so
-    that it cannot fail a later test."""
+def test_sync_generate_reuses_its_connection_until_closed(kind: str, server: OpenAIServer) -> None:
+    """The sync faces run on one background loop: the model's client, and its pooled connection,
+    serve every sync call; `close()` releases it."""
     model = make_model(kind, server)
-    server.reply("hello")
-    assert model.generate(MESSAGES).content == "hello"
-    deadline = time.monotonic() + 0.5
+    server.reply("one")
+    server.reply("two")
+    try:
+        assert model.generate(MESSAGES).content == "one"
+        assert model.generate(MESSAGES).content == "two"
+        first, second = (request.peer for request in server.http_requests)
+        assert first == second, "the second call opened a new connection"
+        model.close()
+        assert wait_for_no_connection(server) == 0
+    finally:
+        del model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+
+
+def test_a_collected_model_closes_its_sync_clients(server: OpenAIServer) -> None:
+    model = make_model("openai", server)
+    server.reply("one")
+    assert model.generate(MESSAGES).content == "one"
+    assert server.open_connections() == 1
+    del model
+    gc.collect()
+    assert wait_for_no_connection(server) == 0
+
+
+def wait_for_no_connection(server: OpenAIServer) -> int:
+    """The connections the server still holds, once the client side had up to 2 s to settle."""
+    deadline = time.monotonic() + 2
     while (count := server.open_connections()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    del model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        if kind == "litellm":
-            close_litellm_clients_sync()
-        gc.collect()
     return count
-
-
-def test_sync_generate_leaves_no_connection_open(kind: str, server: OpenAIServer) -> None:
-    still_open = _open_connections_after_sync_generate(kind, server)
-    assert still_open == 0
 
 
 async def test_tool_calling_agent_sends_no_empty_assistant_message(server: OpenAIServer) -> None:

@@ -264,17 +264,17 @@ def drop_leftovers(kind: str) -> None:
         gc.collect()
 
 
-def test_sync_generate_works_and_leaves_no_connection_open(kind: str, server: OpenAIServer) -> None:
-    """generate() runs on a private loop and closes its clients before that loop ends: with keep-alive on,
-    a client left open would keep its pooled connection."""
+def test_sync_generate_reuses_one_client_and_close_releases_it(kind: str, server: OpenAIServer) -> None:
+    """generate() runs on the background loop, where the model's client lives on: the second call
+    goes out on the first one's connection; close() closes it."""
     model = make_model(kind, server)
     server.reply("one")
     server.reply("two")
     try:
-        # twice, on two private loops: the second must not get the first loop's (closed) client
         assert model.generate(MESSAGES).content == "one"
-        assert wait_for_no_connection(server) == 0
         assert model.generate(MESSAGES).content == "two"
+        assert len({request.peer for request in server.http_requests}) == 1
+        model.close()
         assert wait_for_no_connection(server) == 0
     finally:
         del model
