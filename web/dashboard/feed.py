@@ -93,7 +93,8 @@ class AuditFeed:
             for _, entries in replies or []:
                 for event_id, fields in entries:
                     last_id = event_id
-                    self._publish(await self._live(AuditEvent.from_entry(event_id, fields)))
+                    if self._subscribers:  # nobody watching: nothing to fetch (a browser replays on connect)
+                        self._publish(await self._live(AuditEvent.from_entry(event_id, fields)))
 
     async def _live(self, event: AuditEvent) -> LiveEvent:
         try:

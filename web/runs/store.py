@@ -354,14 +354,20 @@ class RunStore:
         await self.withdraw_approvals(run)
         return run
 
-    async def withdraw_approvals(self, run: Run) -> list[Decision]:
+    async def withdraw_approvals(self, run: Run | str) -> list[Decision]:
         """Close what a finished run still has pending, so reviewers are not asked about a run that ended:
         cancelled in the name of whoever cancelled the run, else withdrawn by the system.
 
-        Both the canceller and the worker that stops the run call this (whoever is first does it).
+        Both the canceller and the worker that stops the run call this (whoever is first does it). Given
+        a run id, the run is read only when it has something pending (most runs end with nothing).
         """
+        pending = await self._pending_requests(run if isinstance(run, str) else run.id)
+        if not pending:
+            return []
+        if isinstance(run, str):
+            run = await self.get(run)
         closed = []
-        for request_id in await self._pending_requests(run.id):
+        for request_id in pending:
             with contextlib.suppress(AlreadyDecided, RequestNotFound):  # decided a moment ago: that stands
                 if run.status is RunStatus.CANCELLED:
                     by = run.cancelled_by or "system"

@@ -218,7 +218,7 @@ class Worker:
         if acknowledge:
             with contextlib.suppress(RedisError, OSError, RunNotFound):  # else it is taken over and skipped
                 await self.runs.redis.xack(self.runs.keys.run_queue, GROUP, entry_id)
-                await self.runs.withdraw_approvals(await self.runs.get(run_id))
+                await self.runs.withdraw_approvals(run_id)
 
     async def _execute(self, run_id: str) -> None:
         try:
