@@ -1,0 +1,53 @@
+"""Provider SDKs load off the loop, once, and the first load tunes the garbage collector for many agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+PROBE = textwrap.dedent(
+    """
+    import asyncio, gc, json, sys
+    from agent_runtime.models.sdk import load_sdk
+
+    before = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}
+
+    async def main():
+        module = await load_sdk("email.mime.text")  # any module not imported yet
+        again = await load_sdk("email.mime.text")
+        return module is again and module is sys.modules["email.mime.text"]
+
+    same = asyncio.run(main())
+    after = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}
+    print(json.dumps({"before": before, "after": after, "same": same}))
+    """
+)
+
+
+def probe(**env: str) -> dict[str, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    result: dict[str, dict[str, object]] = json.loads(done.stdout)
+    return result
+
+
+def test_the_first_sdk_load_freezes_start_up_and_makes_full_collections_rarer() -> None:
+    seen = probe()
+    assert seen["same"] is True
+    assert seen["before"]["frozen"] == 0
+    assert isinstance(seen["after"]["frozen"], int) and seen["after"]["frozen"] > 1000  # the process's start-up
+    assert seen["after"]["enabled"] is True  # paused only during the import
+    young, middle, old = seen["after"]["threshold"]  # type: ignore[misc]
+    assert [young, middle] == seen["before"]["threshold"][:2]  # type: ignore[index]
+    assert old == (100 if sys.version_info < (3, 14) else seen["before"]["threshold"][2])  # type: ignore[index]
+
+
+def test_the_collector_can_be_left_as_python_set_it() -> None:
+    seen = probe(AGENT_RUNTIME_TUNE_GC="0")
+    assert seen["same"] is True
+    assert seen["after"]["frozen"] == 0
+    assert seen["after"]["threshold"] == seen["before"]["threshold"]
