@@ -10,7 +10,8 @@ for their approval at once, then decides them through `POST /api/v1/approvals/{i
 
 Prints runs per second end to end (first submission to last run finished), the latency from a
 decision being written to its run being finished (both timestamps as Redis holds them), and the
-workers' resident memory per in-flight run. Target: every run finishes, decision-to-finish p99 <= 50 ms.
+workers' resident memory per in-flight run. Targets: every run finishes; paced, decision-to-finish p99 <= 50 ms;
+unpaced, more than 193 runs/s end to end (the figure before profiling).
 Uses REDIS_URL, or starts a throwaway redis-server on a free port.
 """
 
@@ -42,6 +43,7 @@ from web.runs.store import Run, RunStatus, RunStore
 
 J = TypeVar("J")
 R = TypeVar("R")
+BEFORE_RUNS_PER_S = 193  # unpaced, on 2 cores, before the worker was profiled
 TARGET_P99_MS = 50.0
 CONNECTIONS = 32
 
@@ -165,8 +167,14 @@ def report(m: Measured, count: int, rate: float, slowest: int) -> None:
     per_run = (sum(m.in_flight_rss) - sum(m.idle_rss)) / count
     print(f"worker RSS: idle {sum(m.idle_rss) / 1024:.1f} MiB, every run in flight {sum(m.in_flight_rss) / 1024:.1f} "
           f"MiB: {per_run:.1f} KB per in-flight run")  # fmt: skip
-    ok = finished == count and pct(values, 0.99) <= TARGET_P99_MS
-    print(f"  {'PASS' if ok else 'FAIL'}  every run finished, decision -> finished p99 <= {TARGET_P99_MS:g} ms")
+    print(f"  {'PASS' if finished == count else 'FAIL'}  every run finished")
+    if rate:  # the latency target holds under a steady rate; unpaced, decisions queue behind each other
+        ok = pct(values, 0.99) <= TARGET_P99_MS
+        print(f"  {'PASS' if ok else 'FAIL'}  decision -> finished p99 <= {TARGET_P99_MS:g} ms at {rate:g} decisions/s")
+    else:
+        ok = count / (last - m.started) > BEFORE_RUNS_PER_S
+        print(f"  {'PASS' if ok else 'FAIL'}  unpaced end to end above {BEFORE_RUNS_PER_S} runs/s (the figure before "
+              "hiredis; machines drift, so compare against the previous commit side by side too)")  # fmt: skip
 
 
 async def main() -> None:

@@ -13,23 +13,32 @@ PROBE = textwrap.dedent(
     import asyncio, gc, json, sys
     from agent_runtime.models.sdk import load_sdk
 
-    before = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}
+    name = sys.argv[1]
+    before = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(), "switch": sys.getswitchinterval()}
 
     async def main():
-        module = await load_sdk("email.mime.text")  # any module not imported yet
-        again = await load_sdk("email.mime.text")
-        return module is again and module is sys.modules["email.mime.text"]
+        module = await load_sdk(name)
+        again = await load_sdk(name)
+        return module is again and module is sys.modules[name]
 
     same = asyncio.run(main())
-    after = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}
+    after = {
+        "threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(), "enabled": gc.isenabled(),
+        "switch": sys.getswitchinterval(),
+    }
     print(json.dumps({"before": before, "after": after, "same": same}))
     """
 )
 
 
-def probe(**env: str) -> dict[str, dict[str, object]]:
+def probe(module: str = "email.mime.text", **env: str) -> dict[str, dict[str, object]]:
+    """Load `module` (by default any module not imported yet) as an SDK, in a fresh interpreter."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, env={**os.environ, **env}
+        [sys.executable, "-c", PROBE, module],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env},  # litellm offline, as the runtime sets it
     )
     result: dict[str, dict[str, object]] = json.loads(done.stdout)
     return result
@@ -44,10 +53,18 @@ def test_the_first_sdk_load_freezes_start_up_and_makes_full_collections_rarer() 
     young, middle, old = seen["after"]["threshold"]  # type: ignore[misc]
     assert [young, middle] == seen["before"]["threshold"][:2]  # type: ignore[index]
     assert old == (100 if sys.version_info < (3, 14) else seen["before"]["threshold"][2])  # type: ignore[index]
+    assert seen["after"]["switch"] == seen["before"]["switch"]  # only litellm's thread pool needs a shorter one
+
+
+def test_loading_litellm_shortens_the_gil_switch_interval() -> None:
+    seen = probe("litellm")
+    assert seen["before"]["switch"] == 0.005
+    assert seen["after"]["switch"] == 0.0005
 
 
 def test_the_collector_can_be_left_as_python_set_it() -> None:
-    seen = probe(AGENT_RUNTIME_TUNE_GC="0")
+    seen = probe("litellm", AGENT_RUNTIME_TUNING="0")
     assert seen["same"] is True
     assert seen["after"]["frozen"] == 0
     assert seen["after"]["threshold"] == seen["before"]["threshold"]
+    assert seen["after"]["switch"] == seen["before"]["switch"]
