@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, async_playwright
 
 from approvals import ApprovalStore, Settings
 from web import WebSettings, appkeys, create_app
@@ -75,3 +78,24 @@ async def make_site(web_settings: WebSettings, aiohttp_client: Any) -> SiteFacto
 @pytest.fixture
 async def site(make_site: SiteFactory) -> Site:
     return await make_site()
+
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium through playwright (never a downloaded browser); skipped without it, unless
+    REQUIRE_BROWSER=1 (as `make test` sets) makes a missing browser a failure."""
+    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - a fixture's one-off check
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        await chromium.close()

@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from approvals import ApprovalClient, Settings, Status
 from tests.redis_server import free_port
-from tests.web.conftest import PASSWORD
+from tests.web.conftest import ARTIFACTS, PASSWORD
 from tests.web.test_runs_service import LEDGER_PROFILE
 from web import WebSettings, appkeys, create_app
 from web.access.users import Role
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
 @pytest.fixture
@@ -43,20 +37,6 @@ async def serving(settings: WebSettings) -> AsyncIterator[tuple[str, web.Applica
     await app[appkeys.USERS].add("rita", PASSWORD, Role.REVIEWER)
     yield f"http://127.0.0.1:{port}", app
     await runner.cleanup()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - a fixture's one-off check
-        message = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        await chromium.close()
 
 
 async def signed_in(browser: Browser, url: str, height: int) -> Page:

@@ -112,15 +112,32 @@ async def test_reviewers_are_limited_to_their_queues_and_not_their_own_requests(
     ops = await site.store.create("restart", queue="ops")
     own = await site.store.create("send", queue="email", requested_by="rita")
     csrf = await site.login("rita")
-    assert 'value="approve"' not in await (await site.client.get(f"/requests/{ops.id}")).text()
+    ops_page = await (await site.client.get(f"/requests/{ops.id}")).text()
+    assert 'value="approve"' not in ops_page
+    why = "This request is in the queue &#39;ops&#39; and you decide requests in the queue &#39;email&#39;"
+    assert why in ops_page  # said where the Decide form would be, not left to guess
     forbidden = await site.client.post(f"/requests/{ops.id}/decide", data={"csrf_token": csrf, "outcome": "approve"})
     assert forbidden.status == 403
+    assert why in await forbidden.text()  # a forged POST gets the same words
+    queue = await (await site.client.get("/queue")).text()
+    assert "You decide requests in the queue &#39;email&#39;; the others are shown for context." in queue
     own_page = await (await site.client.get(f"/requests/{own.id}")).text()
     assert "someone else must decide" in own_page
     assert (
         await site.client.post(f"/requests/{own.id}/decide", data={"csrf_token": csrf, "outcome": "approve"})
     ).status == 403
     assert (await site.store.get(ops.id)).pending and (await site.store.get(own.id)).pending
+
+
+async def test_viewers_are_told_why_they_cannot_decide(site: Site) -> None:
+    request = await site.store.create("deploy", queue="email")
+    await site.login("vic")
+    for path in ("/queue", f"/requests/{request.id}"):
+        page = await (await site.client.get(path)).text()
+        assert "You are signed in as a viewer: you can follow requests, not decide them." in page
+        assert 'value="approve"' not in page
+    await site.login("root")
+    assert 'id="why-not"' not in await (await site.client.get("/queue")).text()  # admins decide everywhere
 
 
 async def test_csrf_is_required_on_every_form(site: Site) -> None:

@@ -101,6 +101,39 @@ def can_decide(user: User | None, approval: ApprovalRequest) -> bool:
     return bool(user and approval.pending and user.can_decide(approval.queue) and approval.requested_by != user.name)
 
 
+def why_not_decide(user: User | None, approval: ApprovalRequest | None = None) -> str | None:
+    """Why `user` sees no way to decide `approval` (or, with none, requests in general): None if they can.
+
+    Pages say it where the buttons would be, so nobody is left wondering; a forged POST gets the same words.
+    """
+    if user is None:
+        return "Sign in to decide requests."
+    if user.role is Role.VIEWER:
+        return (
+            "You are signed in as a viewer: you can follow requests, not decide them. An admin can make you a reviewer."
+        )
+    limited = user.role is Role.REVIEWER and "*" not in user.queues
+    if approval is None:
+        return f"You decide requests in {_queues(user.queues)}; the others are shown for context." if limited else None
+    if not approval.pending:
+        return None
+    if not user.can_decide(approval.queue):
+        return (
+            f"This request is in the queue {approval.queue!r} and you decide requests in {_queues(user.queues)}, "
+            "so someone who reviews that queue must decide it."
+        )
+    if approval.requested_by == user.name:
+        return "You made this request, so someone else must decide it."
+    return None
+
+
+def _queues(queues: tuple[str, ...]) -> str:
+    names = [f"'{q}'" for q in queues]
+    if not names:
+        return "no queue"
+    return f"the queue {names[0]}" if len(names) == 1 else "the queues " + ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
 def may_cancel(user: User | None, run: Run) -> bool:
     """Admins and reviewers may cancel any run; anyone may cancel the runs they started."""
     return user is not None and (user.role in (Role.ADMIN, Role.REVIEWER) or run.submitted_by == user.name)

@@ -22,6 +22,7 @@ from ..access.auth import (
     current_user,
     require_user,
     still_signed_in,
+    why_not_decide,
 )
 from ..http.params import page_number, queue_filter, store_of
 from ..http.render import render, summary
@@ -30,7 +31,7 @@ from .feed import LiveEvent
 
 
 async def queue_page(request: web.Request) -> web.Response:
-    require_user(request)
+    user = require_user(request)
     queue, page = queue_filter(request), page_number(request)
     size = request.app[appkeys.SETTINGS].page_size
     pending = await store_of(request).list_pending(queue, offset=(page - 1) * size, limit=size)
@@ -46,6 +47,7 @@ async def queue_page(request: web.Request) -> web.Response:
             "queues": await store_of(request).queue_stats(),
             "now": time.time(),
             "can_decide": can_decide,
+            "why_not_decide": why_not_decide(user),
         },
     )
 

@@ -26,6 +26,7 @@ from ..access.auth import (
     check_csrf,
     current_user,
     require_user,
+    why_not_decide,
 )
 from ..access.users import User
 from ..http.inputs import form_text, parse_json, read_form
@@ -48,7 +49,7 @@ def _request_context(request: web.Request, approval: ApprovalRequest, **extra: A
         "r": approval,
         "now": time.time(),
         "can_decide": can_decide(user, approval),
-        "own_request": bool(user and approval.requested_by == user.name),
+        "why_not_decide": why_not_decide(user, approval),
         "edited_text": json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
         "diff": diff,
         "error": None,
@@ -103,7 +104,7 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
 
     if not can_decide(user, approval):
         if approval.pending:
-            return again(403, "You may not decide this request: it is your own, or not in a queue you review")
+            return again(403, why_not_decide(user, approval) or "You may not decide this request")
         return again(409, _already(approval.decision()))
     if outcome == "approve" and _edited(approval, edited_text):
         # Never drop edits silently: a plain Approve with changed arguments asks which was meant.

@@ -1,0 +1,145 @@
+"""Every page in a real browser: fits a 390 px phone, follows the system's dark setting, and axe-core finds nothing.
+
+axe-core (Deque's rules engine, from PyPI's axe-playwright-python) is injected into each page as rendered
+by Debian's chromium. Screenshots of the queue on a phone, light and dark, are saved for the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page
+
+from approvals import Settings
+from tests.web.conftest import ARTIFACTS, PASSWORD
+from tests.web.test_browser import serving
+from web import WebSettings, appkeys
+from web.access.users import Role
+from web.runs.store import RunStore
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+Scheme = Literal["light", "dark"]
+
+
+@pytest.fixture
+async def site(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A served dashboard with something on every page: long names and arguments, decided and pending
+    requests, a run. Returns the base URL and the paths to check."""
+    async with serving(WebSettings(approvals=settings)) as (url, app):
+        store = app[appkeys.CLIENT].store
+        await app[appkeys.USERS].add("vic", PASSWORD, Role.VIEWER)
+        long_args = {"recipients": [f"customer-{n}@example.com" for n in range(12)], "subject": "Q3 " * 40}
+        pending = await store.create(
+            "send_quarterly_statement_to_every_customer", long_args, queue="billing-and-invoices", agent_id="mailer"
+        )
+        await store.create("restart", {"service": "api"}, queue="ops", requested_by="deploy-bot")
+        decided = await store.create("refund", {"order": "A-1", "amount": 12.5}, queue="billing-and-invoices")
+        await store.reject(decided.id, by="root", reason="needs the customer's consent first")
+        run = await RunStore(store).submit("Reconcile the ledger for last quarter " * 3, "demo", submitted_by="rita")
+        yield (
+            url,
+            {
+                "queue": "/queue",
+                "request": f"/requests/{pending.id}",
+                "decided": f"/requests/{decided.id}",
+                "history": "/history",
+                "runs": "/runs",
+                "run": f"/runs/{run.id}",
+                "ops": "/ops",
+            },
+        )
+
+
+async def open_page(browser: Browser, url: str, scheme: Scheme, viewport: dict[str, int], user: str) -> Page:
+    page = await browser.new_page(viewport=viewport, color_scheme=scheme)  # type: ignore[arg-type]
+    await page.goto(f"{url}/login")
+    await page.fill("input[name=username]", user)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{url}/queue")
+    return page
+
+
+async def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (0: no horizontal scrolling)."""
+    width: int = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    return width
+
+
+async def axe_violations(page: Page) -> str:
+    results = await Axe().run(page)
+    return str(results.generate_snapshot()) if results.violations_count else ""
+
+
+async def background_luminance(page: Page) -> float:
+    """Relative luminance (0 black .. 1 white) of the page's background."""
+    luminance: float = await page.evaluate(
+        """() => {
+            const [r, g, b] = getComputedStyle(document.body).backgroundColor.match(/\\d+/g).map(Number);
+            return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+        }"""
+    )
+    return luminance
+
+
+# Who, on what screen, in which theme: the reviewer everywhere; the viewer (who sees why not, instead of
+# buttons) and the dark theme on the phone, where layout and contrast are tightest.
+LOOKS = [("rita", PHONE, "light"), ("rita", DESKTOP, "light"), ("vic", PHONE, "light"), ("rita", PHONE, "dark")]
+
+
+@pytest.mark.timeout(240)
+async def test_every_page_fits_a_phone_and_axe_finds_nothing(
+    site: tuple[str, dict[str, str]], browser: Browser
+) -> None:
+    url, paths = site
+    problems: dict[str, str] = {}
+    for user, viewport, scheme in LOOKS:
+        page = await open_page(browser, url, scheme, viewport, user)  # type: ignore[arg-type]
+        for name, path in paths.items():
+            await page.goto(f"{url}{path}")
+            where = f"{name} as {user} at {viewport['width']} px, {scheme}"
+            if (extra := await overflow(page)) > 0:
+                problems[where] = f"{extra} px wider than the screen"
+            if found := await axe_violations(page):
+                problems[where] = found
+        await page.close()
+    for scheme in ("light", "dark"):
+        login = await browser.new_page(viewport=PHONE, color_scheme=scheme)  # type: ignore[arg-type]
+        await login.goto(f"{url}/login")
+        if (extra := await overflow(login)) > 0 or (found := await axe_violations(login)):
+            problems[f"login, {scheme}"] = found or f"{extra} px wider than the screen"
+        await login.close()
+    assert problems == {}
+
+
+@pytest.mark.timeout(120)
+async def test_the_theme_follows_the_system_setting(site: tuple[str, dict[str, str]], browser: Browser) -> None:
+    url, paths = site
+    seen = {}
+    for scheme in ("light", "dark"):
+        page = await open_page(browser, url, scheme, PHONE, "rita")
+        await page.goto(f"{url}{paths['queue']}")
+        seen[scheme] = await background_luminance(page)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"queue-phone-{scheme}.png"), full_page=True)
+        # On a phone the rows are cards and Approve is on the screen, not beyond its right edge.
+        button = await page.locator("#requests button.approve").first.bounding_box()
+        assert button is not None and button["x"] + button["width"] <= PHONE["width"]
+        await page.close()
+    assert seen["light"] > 0.9 and seen["dark"] < 0.15, seen
+
+
+@pytest.mark.timeout(120)
+async def test_a_skip_link_leads_past_the_navigation(site: tuple[str, dict[str, str]], browser: Browser) -> None:
+    url, paths = site
+    page = await open_page(browser, url, "light", DESKTOP, "rita")
+    await page.goto(f"{url}{paths['queue']}")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "main"
+    await page.close()
