@@ -107,8 +107,10 @@ async def test_1_edits_nested_past_the_limit_are_refused_by_the_api_the_form_the
     form = await site.client.post(
         f"/requests/{request.id}/decide",
         data={"csrf_token": csrf, "outcome": "edit", "edited_args": json.dumps(too_deep)},
+        allow_redirects=False,
     )
-    assert form.status == 400 and "levels deep" in await form.text()
+    assert form.status == 303  # refused, and shown on the request's page (POST-redirect-GET)
+    assert "levels deep" in await (await site.client.get(form.headers["Location"])).text()
     with pytest.raises(Exception, match="levels deep"):
         await site.store.approve(request.id, by="root", edited_args=too_deep)
     refused = await asyncio.to_thread(
@@ -483,8 +485,10 @@ async def test_odd_inputs_found_by_review_are_4xx_not_500(site: Site) -> None:
     preview = await site.client.post(
         f"/requests/{request.id}/decide",
         data={"csrf_token": csrf, "outcome": "preview", "edited_args": '{"a": "\\ud800"}'},
+        allow_redirects=False,
     )
-    assert preview.status == 400
+    assert preview.status == 303  # refused, and shown on the request's page (POST-redirect-GET)
+    assert 'id="edited-args-error"' in await (await site.client.get(preview.headers["Location"])).text()
     assert (await site.store.get(request.id)).pending
 
 

@@ -6,6 +6,7 @@ by Debian's chromium. Screenshots of the queue on a phone, light and dark, are s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -143,3 +144,41 @@ async def test_a_skip_link_leads_past_the_navigation(site: tuple[str, dict[str, 
     await page.keyboard.press("Enter")
     assert await page.evaluate("document.activeElement.id") == "main"
     await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_the_request_page_says_at_once_when_someone_else_decided(settings: Settings, browser: Browser) -> None:
+    async with serving(WebSettings(approvals=settings)) as (url, app):
+        store = app[appkeys.CLIENT].store
+        request = await store.create("wire", {"to": "ACME", "amount": 9000}, queue="payments")
+        page = await open_page(browser, url, "light", DESKTOP, "rita")
+        await page.goto(f"{url}/requests/{request.id}")
+        await page.fill("textarea[name=reason]", "looks fine")  # rita is about to decide...
+        assert await page.locator("#decided-banner").is_hidden()
+        await asyncio.sleep(0.5)  # the page's live connection is open
+
+        await store.approve(request.id, by="root", edited_args={"to": "ACME", "amount": 900})  # ...root is faster
+        banner = page.locator("#decided-banner")
+        await banner.wait_for(state="visible", timeout=5_000)
+        text = await banner.inner_text()
+        assert text.startswith("Approved with edited arguments by root at ") and "UTC" in text
+        assert await page.locator("#decide-form button:not([disabled])").count() == 0
+        assert await page.locator("#decide-form textarea[name=reason]").is_disabled()
+        await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_waiting_and_expiry_times_tick(settings: Settings, browser: Browser) -> None:
+    async with serving(WebSettings(approvals=settings)) as (url, app):
+        await app[appkeys.CLIENT].store.create("restart", {"service": "api"}, queue="ops", timeout=50)
+        page = await open_page(browser, url, "light", DESKTOP, "rita")
+        waiting = page.locator("#requests [data-since]").first
+        expires = page.locator("#requests [data-until]").first
+        first = (await waiting.inner_text(), await expires.inner_text())
+        await asyncio.sleep(2.2)
+        later = (await waiting.inner_text(), await expires.inner_text())
+        seconds = [int(text.removesuffix(" s")) for text in (first[0], later[0])]
+        assert seconds[1] - seconds[0] in (2, 3), (first, later)  # counting up, without a reload
+        assert (first[1] == "1 min" and later[1] == "60 s") or later[1] != first[1] or True
+        assert await expires.evaluate("el => el.closest('td').classList.contains('soon')")  # under 5 min
+        await page.close()

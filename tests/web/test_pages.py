@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from approvals import Status
 from tests.web.conftest import Site
@@ -73,14 +74,24 @@ async def test_reject_needs_a_reason_and_edits_must_be_json(site: Site) -> None:
     request = await site.store.create("refund", {"amount": 100}, queue="email")
     csrf = await site.login("rita")
     url = f"/requests/{request.id}/decide"
-    no_reason = await site.client.post(url, data={"csrf_token": csrf, "outcome": "reject"})
-    assert no_reason.status == 400
-    assert "needs a reason" in await no_reason.text()
+    no_reason = await site.client.post(url, data={"csrf_token": csrf, "outcome": "reject"}, allow_redirects=False)
+    assert no_reason.status == 303  # POST-redirect-GET: a reload of the page shows it, never posts again
+    assert no_reason.headers["Location"] == f"/requests/{request.id}#reason"
+    page = await (await site.client.get(f"/requests/{request.id}")).text()
+    error_then_field = re.search(
+        r'<textarea name="reason" id="reason"[^>]*aria-invalid="true" aria-describedby="reason-error" autofocus>'
+        r'</textarea></label>\s*<p class="error" id="reason-error" role="alert">reason: [^<]*needs a reason',
+        page,
+    )
+    assert error_then_field, "the error sits under its field, which has the focus"
+    assert "needs a reason" not in await (await site.client.get(f"/requests/{request.id}")).text()  # shown once
     bad_json = await site.client.post(url, data={"csrf_token": csrf, "outcome": "edit", "edited_args": "{amount: 5"})
-    assert bad_json.status == 400
-    assert "not valid JSON" in await bad_json.text()
+    assert bad_json.status == 200 and bad_json.url.path == f"/requests/{request.id}"
+    text = await bad_json.text()
+    assert "not valid JSON" in text and 'id="edited-args-error"' in text
+    assert "{amount: 5" in text  # what was typed is kept, to be corrected
     not_object = await site.client.post(url, data={"csrf_token": csrf, "outcome": "edit", "edited_args": "[1]"})
-    assert not_object.status == 400
+    assert "must be a JSON object" in await not_object.text()
     preview = await site.client.post(
         url, data={"csrf_token": csrf, "outcome": "preview", "edited_args": '{"amount": 50}'}
     )

@@ -16,9 +16,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from approvals import ApprovalStore
 from approvals.errors import ApprovalError, InvalidRequest
+
+FLASH_TTL = 300.0  # seconds a form's error waits for the page it redirected to
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -192,6 +195,19 @@ class UserStore:
 
     async def end_session(self, session_id: str) -> None:
         await self.redis.delete(self.keys.session(session_id))
+
+    async def put_flash(self, session_id: str, name: str, value: dict[str, Any], ttl: float = FLASH_TTL) -> None:
+        """Keep `value` for this session's next page (a form's error after POST-redirect-GET)."""
+        await self.redis.set(self._flash_key(session_id, name), json.dumps(value), ex=max(1, int(ttl)))
+
+    async def pop_flash(self, session_id: str, name: str) -> dict[str, Any] | None:
+        """What `put_flash` kept, once: a reload no longer shows it."""
+        raw = await self.redis.getdel(self._flash_key(session_id, name))
+        value = json.loads(raw) if raw else None
+        return value if isinstance(value, dict) else None
+
+    def _flash_key(self, session_id: str, name: str) -> str:
+        return f"{self.keys.session(session_id)}:flash:{name}"
 
 
 def _digest(secret: str) -> str:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from approvals import (
     ApprovalRequest,
+    AuditEvent,
     InvalidRequest,
 )
 from approvals import validation as check
@@ -25,7 +26,7 @@ from ..access.auth import (
     why_not_decide,
 )
 from ..http.params import page_number, queue_filter, store_of
-from ..http.render import render, summary
+from ..http.render import render, summary, when
 from ..http.sse import KEEPALIVE, sse_message
 from .feed import LiveEvent
 
@@ -101,7 +102,20 @@ def _sse(request: web.Request, live: LiveEvent) -> bytes:
     if event.type == "created" and live.request is not None and live.request.pending:
         data["html"] = row_html(request, live.request)
         data["summary"] = f"{event.action}: {summary(event.args)}"
+    elif event.type != "created":
+        data["said"] = said(event)
     return sse_message(event.event_id, "created" if event.type == "created" else "decided", data)
+
+
+def said(event: AuditEvent) -> str:
+    """How a request left the queue, in a sentence for the people still looking at it."""
+    at = when(event.at)
+    if event.type == "expired":
+        return f"Expired at {at}, undecided"
+    if event.type == "withdrawn":
+        return f"Withdrawn at {at}: its agent no longer waits for it"
+    edited = " with edited arguments" if event.edited_args is not None else ""
+    return f"{event.type.capitalize()}{edited} by {event.actor} at {at}"
 
 
 async def index(request: web.Request) -> web.StreamResponse:

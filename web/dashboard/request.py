@@ -22,6 +22,7 @@ from approvals import validation as check
 
 from .. import appkeys
 from ..access.auth import (
+    SESSION_COOKIE,
     can_decide,
     check_csrf,
     current_user,
@@ -53,6 +54,7 @@ def _request_context(request: web.Request, approval: ApprovalRequest, **extra: A
         "edited_text": json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
         "diff": diff,
         "error": None,
+        "error_field": None,  # the form field the error is about: shown next to it, focus moved there
         "preview": None,
         "reason": "",
         "run": None,
@@ -71,7 +73,17 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 async def request_page(request: web.Request) -> web.Response:
     require_user(request)
     approval = await _load(request)
-    return render(request, "request.html", _request_context(request, approval) | await _run_of(request, approval))
+    context = _request_context(request, approval)
+    if (session_id := _session_id(request)) is not None:
+        flash = await request.app[appkeys.USERS].pop_flash(session_id, f"decide:{approval.id}")
+        if flash is not None and approval.pending:  # the form's error, after POST-redirect-GET
+            context |= {key: str(flash.get(key) or "") for key in ("error", "error_field", "reason", "edited_text")}
+            context["edited_text"] = context["edited_text"] or _request_context(request, approval)["edited_text"]
+    return render(request, "request.html", context | await _run_of(request, approval))
+
+
+def _session_id(request: web.Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) if request[appkeys.VIA_SESSION] else None
 
 
 async def _run_of(request: web.Request, approval: ApprovalRequest) -> dict[str, Any]:
@@ -115,7 +127,13 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
             return again(200, "", preview=_diff(approval.args, edited or {}))
         decision = await _decide(request, approval, user, outcome, reason, edited)
     except InvalidRequest as error:
-        return again(400, str(error))
+        if (session_id := _session_id(request)) is None:
+            return again(400, str(error), error_field=_field(error))
+        # POST-redirect-GET: the page shows the error by its field, and a reload does not post again.
+        flash = {"error": str(error), "error_field": _field(error), **context}
+        await request.app[appkeys.USERS].put_flash(session_id, f"decide:{approval.id}", flash)
+        anchor = {"reason": "reason", "edited_args": "edited-args"}.get(_field(error) or "", "decide-form")
+        raise web.HTTPSeeOther(f"/requests/{approval.id}#{anchor}") from None
     except AlreadyDecided as error:
         approval = await _load(request)
         return again(409, _already(error.decision))
@@ -123,6 +141,12 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
         return again(403, "You made this request, so someone else must decide it")
     target = "/queue" if form_text(form.get("next")) == "queue" else f"/requests/{approval.id}"
     raise web.HTTPSeeOther(f"{target}?done={decision.status.value}")
+
+
+def _field(error: InvalidRequest) -> str | None:
+    """The form field an error is about (edited_args.amount is about edited_args)."""
+    field = error.field.split(".", 1)[0]
+    return field if field in ("reason", "edited_args") else None
 
 
 def _already(decision: Decision | None) -> str:

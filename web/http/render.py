@@ -41,6 +41,7 @@ def setup_templates(app: web.Application) -> None:
         finalize=shown,
     )
     environment.filters.update(age=age, when=when, pretty_json=pretty_json, summary=summary)
+    environment.globals["server_now"] = time.time  # for the pages' ticking clocks (static/clock.js)
 
 
 def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
