@@ -17,7 +17,7 @@ from .access.auth import auth_middleware
 from .access.users import UserStore
 from .api import approvals, metrics, openapi
 from .api import runs as runs_api
-from .dashboard import history, ops, queue, request
+from .dashboard import bulk, history, ops, queue, request
 from .dashboard import runs as runs_pages
 from .dashboard.feed import AuditFeed
 from .http.render import error_middleware, security_headers, setup_templates
@@ -78,6 +78,7 @@ def setup_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/", queue.index)
     router.add_get("/queue", queue.queue_page)
+    router.add_post("/queue/decide", bulk.bulk_decide_form)
     router.add_get("/events", queue.events_stream)
     router.add_get("/requests/{id}", request.request_page)
     router.add_post("/requests/{id}/decide", request.decide_form)

@@ -182,3 +182,46 @@ async def test_waiting_and_expiry_times_tick(settings: Settings, browser: Browse
         assert (first[1] == "1 min" and later[1] == "60 s") or later[1] != first[1] or True
         assert await expires.evaluate("el => el.closest('td').classList.contains('soon')")  # under 5 min
         await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_reviewer_works_the_queue_from_the_keyboard(settings: Settings, browser: Browser) -> None:
+    async with serving(WebSettings(approvals=settings)) as (url, app):
+        store = app[appkeys.CLIENT].store
+        made = [await store.create(f"send invoice {n}", {"n": n}, queue="billing") for n in range(5)]
+        page = await open_page(browser, url, "light", DESKTOP, "rita")
+        await page.wait_for_selector("#live:not([hidden])")
+
+        await page.keyboard.press("?")
+        assert await page.locator("#keys-help").is_visible()
+        await page.keyboard.press("?")
+        assert await page.locator("#keys-help").is_hidden()
+
+        await page.keyboard.press("j")  # the first row
+        await page.keyboard.press("a")  # approved, by its row's button
+        await page.wait_for_url(f"{url}/queue?done=approved")
+        assert (await store.get(made[0].id)).decided_by == "rita"
+
+        for _ in range(3):  # select the next three: j moves, x ticks
+            await page.keyboard.press("j")
+            await page.keyboard.press("x")
+        assert await page.locator("#selected-count").inner_text() == "3 selected"
+        await store.approve(made[2].id, by="root")  # one of them, decided in another browser meanwhile
+        gone = page.locator(f"#row-{made[2].id}.gone")
+        await gone.wait_for(timeout=5_000)  # says so in its row instead of vanishing from the selection
+        assert "Approved by root at" in await gone.inner_text()
+        assert await page.locator("#selected-count").inner_text() == "2 selected"
+
+        await page.keyboard.press("Shift+A")  # approve the selection
+        await page.wait_for_selector("#bulk-results")
+        assert "2 of 2 approved." in await page.locator("#bulk-results").inner_text()
+        assert [(await store.get(m.id)).decided_by for m in made[1:4]] == ["rita", "root", "rita"]
+        assert (await store.get(made[4].id)).pending
+
+        await page.keyboard.press("j")
+        await page.keyboard.press("r")  # opens the request to reject it, the reason field focused
+        await page.wait_for_url(f"{url}/requests/{made[4].id}#reason")
+        assert await page.evaluate("document.activeElement.id") == "reason"
+        await page.keyboard.type("a")  # typing in a field is typing, not a key command
+        assert await page.input_value("#reason") == "a" and (await store.get(made[4].id)).pending
+        await page.close()

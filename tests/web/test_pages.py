@@ -237,3 +237,47 @@ async def test_error_pages_share_the_look(site: Site) -> None:
     response = await site.client.get("/no/such/page")
     assert response.status == 404
     assert "Back to the queue" in await response.text()
+
+
+async def test_bulk_decisions_decide_each_row_once_and_say_what_happened_to_each(site: Site) -> None:
+    mine = [await site.store.create(f"send {n}", {"n": n}, queue="email") for n in range(3)]
+    elsewhere = await site.store.create("restart", queue="ops")  # rita does not review ops
+    await site.store.approve(mine[1].id, by="root")  # decided in another tab a moment ago
+    csrf = await site.login("rita")
+    queue = await (await site.client.get("/queue")).text()
+    assert 'form="bulk-form"' in queue and 'action="/queue/decide"' in queue
+    ids = [m.id for m in mine] + [elsewhere.id, mine[0].id]  # a duplicate counts once
+    data = [("csrf_token", csrf), ("outcome", "approve")] + [("id", i) for i in ids]
+    posted = await site.client.post("/queue/decide", data=data, allow_redirects=False)
+    assert posted.status == 303 and posted.headers["Location"] == "/queue"
+    page = await (await site.client.get("/queue")).text()
+    assert "2 of 4 approved." in page
+    assert "Already approved by root at" in page
+    assert "This request is in the queue &#39;ops&#39;" in page
+    assert [(await site.store.get(m.id)).decided_by for m in mine] == ["rita", "root", "rita"]
+    assert (await site.store.get(elsewhere.id)).pending
+    assert "2 of 4 approved." not in await (await site.client.get("/queue")).text()  # said once
+    audit = await site.store.read_audit(limit=50)
+    approvals_by_rita = [e for e in audit.events if e.type == "approved" and e.actor == "rita"]
+    assert sorted(e.request_id for e in approvals_by_rita) == sorted([mine[0].id, mine[2].id])  # one entry each
+
+
+async def test_bulk_reject_needs_one_reason_for_all(site: Site) -> None:
+    rows = [await site.store.create(f"delete {n}", queue="email") for n in range(2)]
+    csrf = await site.login("rita")
+    data = [("csrf_token", csrf), ("outcome", "reject")] + [("id", r.id) for r in rows]
+    refused = await (await site.client.post("/queue/decide", data=data)).text()
+    assert "A rejection needs a reason the agents can act on" in refused
+    assert all([(await site.store.get(r.id)).pending for r in rows])
+    data.append(("reason", "not during the freeze"))
+    page = await (await site.client.post("/queue/decide", data=data)).text()
+    assert "2 of 2 rejected." in page
+    assert {(await site.store.get(r.id)).reason for r in rows} == {"not during the freeze"}
+    assert (await site.client.post("/queue/decide", data=[("outcome", "approve"), ("id", rows[0].id)])).status == 403
+
+
+async def test_viewers_get_no_selection_boxes(site: Site) -> None:
+    await site.store.create("send", queue="email")
+    await site.login("vic")
+    page = await (await site.client.get("/queue")).text()
+    assert 'form="bulk-form"' not in page and 'id="bulk-form"' not in page

@@ -28,6 +28,7 @@ from ..access.auth import (
 from ..http.params import page_number, queue_filter, store_of
 from ..http.render import render, summary, when
 from ..http.sse import KEEPALIVE, sse_message
+from .bulk import MAX_SELECTED, pop_results
 from .feed import LiveEvent
 
 
@@ -49,6 +50,8 @@ async def queue_page(request: web.Request) -> web.Response:
             "now": time.time(),
             "can_decide": can_decide,
             "why_not_decide": why_not_decide(user),
+            "bulk": await pop_results(request),
+            "max_selected": MAX_SELECTED,
         },
     )
 

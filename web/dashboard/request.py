@@ -117,7 +117,7 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
     if not can_decide(user, approval):
         if approval.pending:
             return again(403, why_not_decide(user, approval) or "You may not decide this request")
-        return again(409, _already(approval.decision()))
+        return again(409, already_said(approval.decision()))
     if outcome == "approve" and _edited(approval, edited_text):
         # Never drop edits silently: a plain Approve with changed arguments asks which was meant.
         return again(200, "", confirm_edits=True)
@@ -136,7 +136,7 @@ async def decide_form(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/requests/{approval.id}#{anchor}") from None
     except AlreadyDecided as error:
         approval = await _load(request)
-        return again(409, _already(error.decision))
+        return again(409, already_said(error.decision))
     except SelfDecisionForbidden:
         return again(403, "You made this request, so someone else must decide it")
     target = "/queue" if form_text(form.get("next")) == "queue" else f"/requests/{approval.id}"
@@ -149,7 +149,7 @@ def _field(error: InvalidRequest) -> str | None:
     return field if field in ("reason", "edited_args") else None
 
 
-def _already(decision: Decision | None) -> str:
+def already_said(decision: Decision | None) -> str:
     if decision is None:
         return "This request was already decided"
     at = time.strftime("%H:%M:%S", time.gmtime(decision.decided_at))

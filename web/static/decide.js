@@ -3,6 +3,9 @@
 // form works without this script: the server then asks which was meant.
 (function () {
   "use strict";
+  // Opened from the queue's keys (r: reject, e: edit): the field they are about gets the focus.
+  var wanted = { "#reason": "reason", "#edited-args": "edited-args" }[window.location.hash];
+  if (wanted && document.getElementById(wanted)) document.getElementById(wanted).focus();
   var asked = document.getElementById("asked-args");
   var edited = document.getElementById("edited-args");
   var approve = document.getElementById("approve-button");

@@ -32,6 +32,19 @@
     var data = JSON.parse(message.data);
     var row = document.getElementById("row-" + data.id);
     if (!row) return;
+    var box = row.querySelector("input[type=checkbox]:checked");
+    if (box) {  // selected for a bulk decision: say what became of it rather than vanish from the selection
+      box.checked = false;
+      box.disabled = true;
+      row.classList.add("gone");
+      row.querySelectorAll("form button").forEach(function (button) { button.disabled = true; });
+      var note = document.createElement("div");
+      note.className = "hint said";
+      note.textContent = data.said || "Decided elsewhere";
+      row.querySelector("td:nth-child(2)").appendChild(note);
+      box.dispatchEvent(new Event("change", { bubbles: true }));
+      return;
+    }
     row.parentNode.removeChild(row);
     refreshCounts(-1);
   });
