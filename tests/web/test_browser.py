@@ -93,7 +93,11 @@ async def test_a_run_page_follows_the_run_live(browser: Browser, settings: Setti
         await page.locator("#run-status .state.waiting").wait_for(timeout=10_000)  # live, no reload
         assert await page.locator("#steps > li").count() == 1
         assert await page.locator("h1 i").count() == 0  # the task is text, not markup
-        link = page.locator("#run-status a[href^='/requests/']")
+        waiting = await page.locator("#run-status .waiting-for").inner_text()
+        assert (
+            waiting.startswith("Step 2 waits for a person to approve Carry out") and "ago." in waiting
+        )  # the step after the one shown
+        link = page.locator("#run-status .waiting-for a[href^='/requests/']")
         request_id = (await link.get_attribute("href") or "").rsplit("/", 1)[1]
 
         await app[appkeys.CLIENT].store.approve(request_id, by="root")

@@ -224,4 +224,8 @@ async def test_a_reviewer_works_the_queue_from_the_keyboard(settings: Settings, 
         assert await page.evaluate("document.activeElement.id") == "reason"
         await page.keyboard.type("a")  # typing in a field is typing, not a key command
         assert await page.input_value("#reason") == "a" and (await store.get(made[4].id)).pending
+
+        await page.goto(f"{url}/queue")
+        await page.select_option("select[name=queue]", "billing")  # applies on change, no Filter press
+        await page.wait_for_url(f"{url}/queue?queue=billing")
         await page.close()
