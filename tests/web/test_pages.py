@@ -131,7 +131,7 @@ async def test_reviewers_are_limited_to_their_queues_and_not_their_own_requests(
     assert forbidden.status == 403
     assert why in await forbidden.text()  # a forged POST gets the same words
     queue = await (await site.client.get("/queue")).text()
-    assert "You decide requests in the queue &#39;email&#39;; the others are shown for context." in queue
+    assert "You decide requests in the queue &#39;email&#39;." in queue
     own_page = await (await site.client.get(f"/requests/{own.id}")).text()
     assert "someone else must decide" in own_page
     assert (
@@ -281,3 +281,24 @@ async def test_viewers_get_no_selection_boxes(site: Site) -> None:
     await site.login("vic")
     page = await (await site.client.get("/queue")).text()
     assert 'form="bulk-form"' not in page and 'id="bulk-form"' not in page
+
+
+async def test_the_queue_filters_and_sorts_and_starts_on_my_queues(site: Site) -> None:
+    old = await site.store.create("refund", {"n": 1}, queue="email", agent_id="billing-bot", run_id="run-a")
+    soon = await site.store.create("refund", {"n": 2}, queue="email", agent_id="other-bot", timeout=60)
+    await site.store.create("restart", queue="ops", requested_by="deploy-bot")
+    await site.login("rita")  # reviews "email" only
+
+    def rows(page: str) -> list[str]:
+        return re.findall(r'<tr id="row-([0-9a-f]+)"', page)
+
+    mine = await (await site.client.get("/queue")).text()
+    assert rows(mine) == [old.id, soon.id] and '<option value="mine" selected>my queues</option>' in mine
+    everything = await (await site.client.get("/queue?queue=")).text()
+    assert len(rows(everything)) == 3
+    assert rows(await (await site.client.get("/queue?queue=&agent=BILLING")).text()) == [old.id]
+    assert rows(await (await site.client.get("/queue?run=run-a")).text()) == [old.id]
+    assert rows(await (await site.client.get("/queue?sort=expiring")).text()) == [soon.id, old.id]
+    assert rows(await (await site.client.get("/queue?sort=newest")).text()) == [soon.id, old.id]
+    assert rows(await (await site.client.get("/queue?age=300")).text()) == []  # nothing has waited 5 min
+    assert (await site.client.get("/queue?sort=sideways")).status == 400

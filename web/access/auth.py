@@ -114,7 +114,7 @@ def why_not_decide(user: User | None, approval: ApprovalRequest | None = None) -
         )
     limited = user.role is Role.REVIEWER and "*" not in user.queues
     if approval is None:
-        return f"You decide requests in {_queues(user.queues)}; the others are shown for context." if limited else None
+        return f"You decide requests in {_queues(user.queues)}." if limited else None
     if not approval.pending:
         return None
     if not user.can_decide(approval.queue):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -38,7 +38,8 @@ async def bulk_decide_form(request: web.Request) -> web.StreamResponse:
     check_csrf(request, form_text(form.get("csrf_token")))
     outcome, reason = form_text(form.get("outcome")), (form_text(form.get("reason")) or "").strip()
     ids = list(dict.fromkeys(v for v in form.getall("id", []) if isinstance(v, str)))  # once each, in order
-    back = "/queue" + (f"?{urlencode({'queue': q})}" if (q := form_text(form.get("queue"))) else "")
+    filters = parse_qsl(form_text(form.get("back")) or "")[:20]  # the queue page's filters, re-encoded
+    back = "/queue" + (f"?{urlencode(filters)}" if filters else "")
     if outcome not in ("approve", "reject"):
         raise web.HTTPBadRequest(text="outcome must be approve or reject")
     if len(ids) > MAX_SELECTED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -25,27 +26,60 @@ from ..access.auth import (
     still_signed_in,
     why_not_decide,
 )
+from ..access.users import Role
 from ..http.params import page_number, queue_filter, store_of
 from ..http.render import render, summary, when
 from ..http.sse import KEEPALIVE, sse_message
 from .bulk import MAX_SELECTED, pop_results
 from .feed import LiveEvent
 
+QUEUE_SCAN = 5000  # pending requests searched, oldest first, when the queue page filters or sorts
+SORTS = {"oldest": "oldest first", "newest": "newest first", "expiring": "expiring soonest"}
+AGES = {"": "any age", "300": "waiting 5 min or more", "3600": "waiting 1 h or more", "86400": "waiting 1 d or more"}
+MINE = "mine"  # the queue filter's value for "the queues I review" (a reviewer's default when limited)
+
 
 async def queue_page(request: web.Request) -> web.Response:
     user = require_user(request)
-    queue, page = queue_filter(request), page_number(request)
-    size = request.app[appkeys.SETTINGS].page_size
-    pending = await store_of(request).list_pending(queue, offset=(page - 1) * size, limit=size)
+    page, size = page_number(request), request.app[appkeys.SETTINGS].page_size
+    limited = user.role is Role.REVIEWER and "*" not in user.queues
+    mine = request.query.get("queue", MINE if limited else "") == MINE and limited
+    queue = None if mine else queue_filter(request)
+    filters = {name: (request.query.get(name) or "").strip().lower() for name in ("action", "agent", "run")}
+    sort, min_age = request.query.get("sort") or "oldest", request.query.get("age") or ""
+    if sort not in SORTS or min_age not in AGES:
+        raise web.HTTPBadRequest(text=f"sort must be one of {', '.join(SORTS)}; age one of {', '.join(AGES)[2:]}")
+    store = store_of(request)
+    if not mine and not any(filters.values()) and sort == "oldest" and not min_age:
+        found = await store.list_pending(queue, offset=(page - 1) * size, limit=size)  # one sorted-set page
+        requests, total = found.items, found.total
+    else:
+        wanted = set(user.queues) if mine else None
+        matches = await _search_pending(request, queue, wanted, filters, float(min_age or 0))
+        if sort == "newest":
+            matches.reverse()
+        elif sort == "expiring":
+            matches.sort(key=lambda r: r.expires_at)
+        requests, total = matches[(page - 1) * size : page * size], len(matches)
+    query = {k: v for k, v in filters.items() if v}
+    query |= ({"sort": sort} if sort != "oldest" else {}) | ({"age": min_age} if min_age else {})
+    query |= {"queue": MINE if mine else (queue or "")} if limited or queue else {}
     return render(
         request,
         "queue.html",
         {
-            "requests": pending.items,
-            "total": pending.total,
+            "requests": requests,
+            "total": total,
             "page": page,
-            "pages": max(1, math.ceil(pending.total / size)),
-            "queue": queue,
+            "pages": max(1, math.ceil(total / size)),
+            "queue": MINE if mine else queue,
+            "limited": limited,
+            "filters": filters,
+            "sort": sort,
+            "sorts": SORTS,
+            "age": min_age,
+            "ages": AGES,
+            "base_query": urlencode(query),
             "queues": await store_of(request).queue_stats(),
             "now": time.time(),
             "can_decide": can_decide,
@@ -54,6 +88,26 @@ async def queue_page(request: web.Request) -> web.Response:
             "max_selected": MAX_SELECTED,
         },
     )
+
+
+async def _search_pending(
+    request: web.Request, queue: str | None, queues: set[str] | None, filters: dict[str, str], min_age: float
+) -> list[ApprovalRequest]:
+    """Pending requests matching the filters, oldest first, among the oldest QUEUE_SCAN."""
+    store, offset, now = store_of(request), 0, time.time()
+    matches: list[ApprovalRequest] = []
+    while offset < QUEUE_SCAN:
+        page = await store.list_pending(queue, offset=offset, limit=200)
+        for r in page.items:
+            fields = {"action": r.action, "agent": f"{r.agent_id or ''} {r.requested_by or ''}", "run": r.run_id or ""}
+            if (queues is not None and r.queue not in queues) or now - r.created_at < min_age:
+                continue
+            if all(needle in fields[name].lower() for name, needle in filters.items() if needle):
+                matches.append(r)
+        offset += 200
+        if not page.has_more:
+            break
+    return matches
 
 
 def row_html(request: web.Request, approval: ApprovalRequest) -> str:

@@ -5,7 +5,8 @@
   var table = document.getElementById("requests");
   if (!table || !window.EventSource) return;
   var body = table.querySelector("tbody");
-  var filter = table.getAttribute("data-queue");
+  var queues = table.getAttribute("data-queues") ? table.getAttribute("data-queues").split(",") : null;
+  var filtered = table.getAttribute("data-filtered") === "yes";  // other filters: new rows wait for a reload
   var total = document.getElementById("total");
   var empty = document.getElementById("empty");
   var live = document.getElementById("live");
@@ -20,7 +21,8 @@
   source.addEventListener("error", function () { if (live) live.hidden = true; });
   source.addEventListener("created", function (message) {
     var data = JSON.parse(message.data);
-    if (!data.html || (filter && data.queue !== filter) || document.getElementById("row-" + data.id)) return;
+    if (!data.html || filtered || document.getElementById("row-" + data.id)) return;
+    if (queues && queues.indexOf(data.queue) < 0) return;
     var holder = document.createElement("tbody");
     holder.innerHTML = data.html;  // rendered and escaped by the server's templates
     var row = holder.firstElementChild;
