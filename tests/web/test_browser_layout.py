@@ -229,3 +229,23 @@ async def test_a_reviewer_works_the_queue_from_the_keyboard(settings: Settings, 
         await page.select_option("select[name=queue]", "billing")  # applies on change, no Filter press
         await page.wait_for_url(f"{url}/queue?queue=billing")
         await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_list_decision_can_be_undone_before_it_is_sent(settings: Settings, browser: Browser) -> None:
+    async with serving(WebSettings(approvals=settings)) as (url, app):
+        store = app[appkeys.CLIENT].store
+        request = await store.create("drop table", {"table": "orders"}, queue="db")
+        page = await open_page(browser, url, "light", DESKTOP, "rita")
+        await page.locator(f"#row-{request.id} button.approve").click()
+        bar = page.locator(".undo-bar")
+        await bar.wait_for(state="visible")
+        assert (await bar.inner_text()).startswith("Approving drop table in ")
+        await bar.locator("button.undo").click()
+        await asyncio.sleep(6)  # past the window: nothing was sent
+        assert (await store.get(request.id)).pending and await bar.is_hidden()
+
+        await page.locator(f"#row-{request.id} button.approve").click()  # this time, let it go
+        await page.wait_for_url(f"{url}/queue?done=approved", timeout=10_000)
+        assert (await store.get(request.id)).decided_by == "rita"
+        await page.close()

@@ -13,7 +13,7 @@
     var query = params.toString();
     window.location.href = form.getAttribute("action") + (query ? "?" + query : "");
   }
-  document.querySelectorAll("form.filter").forEach(function (form) {
+  document.querySelectorAll("form.filter[method=get]").forEach(function (form) {  // not the runs page's Start form
     form.addEventListener("submit", function (event) { event.preventDefault(); apply(form); });
     form.querySelectorAll("select").forEach(function (select) {
       select.addEventListener("change", function () { apply(form); });
