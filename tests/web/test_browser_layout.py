@@ -12,7 +12,7 @@ from typing import Literal
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, ViewportSize
 
 from approvals import Settings
 from tests.web.conftest import ARTIFACTS, PASSWORD
@@ -21,8 +21,8 @@ from web import WebSettings, appkeys
 from web.access.users import Role
 from web.runs.store import RunStore
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 Scheme = Literal["light", "dark"]
 
 
@@ -55,8 +55,8 @@ async def site(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
         )
 
 
-async def open_page(browser: Browser, url: str, scheme: Scheme, viewport: dict[str, int], user: str) -> Page:
-    page = await browser.new_page(viewport=viewport, color_scheme=scheme)  # type: ignore[arg-type]
+async def open_page(browser: Browser, url: str, scheme: Scheme, viewport: ViewportSize, user: str) -> Page:
+    page = await browser.new_page(viewport=viewport, color_scheme=scheme)
     await page.goto(f"{url}/login")
     await page.fill("input[name=username]", user)
     await page.fill("input[name=password]", PASSWORD)
@@ -89,7 +89,12 @@ async def background_luminance(page: Page) -> float:
 
 # Who, on what screen, in which theme: the reviewer everywhere; the viewer (who sees why not, instead of
 # buttons) and the dark theme on the phone, where layout and contrast are tightest.
-LOOKS = [("rita", PHONE, "light"), ("rita", DESKTOP, "light"), ("vic", PHONE, "light"), ("rita", PHONE, "dark")]
+LOOKS: list[tuple[str, ViewportSize, Scheme]] = [
+    ("rita", PHONE, "light"),
+    ("rita", DESKTOP, "light"),
+    ("vic", PHONE, "light"),
+    ("rita", PHONE, "dark"),
+]
 
 
 @pytest.mark.timeout(240)
@@ -99,7 +104,7 @@ async def test_every_page_fits_a_phone_and_axe_finds_nothing(
     url, paths = site
     problems: dict[str, str] = {}
     for user, viewport, scheme in LOOKS:
-        page = await open_page(browser, url, scheme, viewport, user)  # type: ignore[arg-type]
+        page = await open_page(browser, url, scheme, viewport, user)
         for name, path in paths.items():
             await page.goto(f"{url}{path}")
             where = f"{name} as {user} at {viewport['width']} px, {scheme}"
@@ -108,8 +113,9 @@ async def test_every_page_fits_a_phone_and_axe_finds_nothing(
             if found := await axe_violations(page):
                 problems[where] = found
         await page.close()
-    for scheme in ("light", "dark"):
-        login = await browser.new_page(viewport=PHONE, color_scheme=scheme)  # type: ignore[arg-type]
+    schemes: tuple[Scheme, ...] = ("light", "dark")
+    for scheme in schemes:
+        login = await browser.new_page(viewport=PHONE, color_scheme=scheme)
         await login.goto(f"{url}/login")
         if (extra := await overflow(login)) > 0 or (found := await axe_violations(login)):
             problems[f"login, {scheme}"] = found or f"{extra} px wider than the screen"
