@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -70,7 +71,7 @@ def test_a_sync_stream_stopped_early_runs_nothing_more_and_closes_its_generator(
     produced: list[int] = []
     closed = threading.Event()
 
-    async def numbers():  # type: ignore[no-untyped-def]
+    async def numbers() -> AsyncIterator[int]:
         try:
             for n in range(10):
                 produced.append(n)
@@ -86,7 +87,7 @@ def test_a_sync_stream_stopped_early_runs_nothing_more_and_closes_its_generator(
 
 
 def test_a_sync_stream_whose_generator_cannot_start_raises_instead_of_hanging() -> None:
-    def broken():  # type: ignore[no-untyped-def]
+    def broken() -> AsyncIterator[int]:
         raise RuntimeError("no generator")
 
     with pytest.raises(RuntimeError, match="no generator"):
