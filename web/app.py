@@ -89,6 +89,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/logout", login.logout)
     router.add_get("/runs", runs_pages.runs_page)
     router.add_post("/runs", runs_pages.start_run_form)
+    router.add_get("/runs/events", runs_pages.runs_list_events)
     router.add_get("/runs/{id}", runs_pages.run_page)
     router.add_post("/runs/{id}/cancel", runs_pages.cancel_run_form)
     router.add_get("/runs/{id}/events", runs_pages.run_events_page)

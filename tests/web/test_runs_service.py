@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,14 @@ async def events_until(response: ClientResponse, kind: str, timeout: float = 10.
         events.append(event)
         if event.event == kind:
             return events
+
+
+async def list_until(response: ClientResponse, shows: Callable[[str], bool]) -> Event:
+    """The first `list` event of the runs list's stream whose HTML passes `shows`."""
+    while True:
+        event = await next_event(response)
+        if event.event == "list" and shows(event.data["html"]):
+            return event
 
 
 @pytest.fixture
@@ -260,6 +269,27 @@ async def test_runs_pages_start_follow_and_cancel_a_run(site: Site) -> None:
     assert "Cancel this run" not in await cancelled.text()
     assert (await events_until(live, "end"))[-1].data == {"status": "cancelled"}
     csrf_of(await (await site.client.get("/runs?state=cancelled")).text())
+
+
+async def test_the_runs_list_is_live_as_runs_wait_and_end(site: Site) -> None:
+    await site.login("vic")
+    bad = await site.client.get("/runs/events?state=sleeping")
+    assert bad.status == 400 and "state must be one of" in await bad.text()
+    waiting = await site.client.get("/runs/events?state=waiting")
+    first = await next_event(waiting)
+    assert first.event == "list" and "No runs here." in first.data["html"]
+
+    run = await submit(site, "<i>rotate</i> the keys")
+    request = await asked(site, run["id"])
+    shown = await list_until(waiting, lambda html: f'href="/runs/{run["id"]}"' in html)  # queued, running: counts
+    assert "&lt;i&gt;rotate" in shown.data["html"] and "<i>" not in shown.data["html"]
+    assert 'aria-current="page">Waiting for approval <span class="n">1</span>' in shown.data["html"]
+
+    await site.store.approve(request.id, by="root")
+    gone = await list_until(waiting, lambda html: f'href="/runs/{run["id"]}"' not in html)
+    assert "No runs here." in gone.data["html"]
+    page = await (await site.client.get("/runs")).text()
+    assert 'id="runs-list" data-state="active" data-page="1"' in page and "/static/runs_live.js" in page
 
 
 async def test_a_run_page_of_another_process_follows_a_run_to_its_end(site: Site) -> None:

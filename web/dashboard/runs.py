@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -17,37 +18,74 @@ from ..access.auth import (
     can_cancel,
     check_csrf,
     require_user,
+    still_signed_in,
 )
 from ..access.users import User
 from ..api.runs import approvals_of, cancel, list_view, load_run, stream, submit, view_of, whole_number, why_waiting
 from ..http.inputs import form_text, read_form
 from ..http.render import render
+from ..http.sse import KEEPALIVE, sse_message
 from ..runs.store import ACTIVE, VIEWS, Run
+
+LIST_SETTLE = 0.3  # seconds a live runs list waits after a change, so a burst of changes is drawn once
 
 
 async def runs_page(request: web.Request) -> web.Response:
     user = require_user(request)
+    context = await _list_context(request)
+    return render(request, "runs.html", context | {"can_start": user is not None, "task": "", "error": None})
+
+
+async def runs_list_events(request: web.Request) -> web.StreamResponse:
+    """The runs page's live feed: the list it shows (same state and page), redrawn when runs change.
+
+    A change on the runs channel only wakes the stream; changes that come together are drawn once,
+    LIST_SETTLE later, and a list that looks the same is not sent again.
+    """
+    require_user(request)
+    await _list_context(request)  # a bad state or page is refused before the stream starts
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    await response.prepare(request)
+    loop, shown = asyncio.get_running_loop(), None
+    checked = loop.time()
+    with request.app[appkeys.RUN_FEED].watch() as changed:
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                changed.clear()
+                html = _render(request, "_runs_list.html", await _list_context(request))
+                if html != shown:
+                    shown = html
+                    await response.write(sse_message(None, "list", {"html": html}))
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE)
+                    await asyncio.sleep(LIST_SETTLE)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                if loop.time() - checked >= KEEPALIVE:  # however busy the runs: sign-outs end streams
+                    checked = loop.time()
+                    if not await still_signed_in(request):
+                        break
+        except ConnectionResetError:
+            pass  # the browser went away
+    return response
+
+
+async def _list_context(request: web.Request) -> dict[str, Any]:
     view = view_of(request, default=ACTIVE)
     page_number = whole_number(request, "page", 1, 1, 100_000)
     size = request.app[appkeys.SETTINGS].page_size
     page = await list_view(request, view, (page_number - 1) * size, size)
-    return render(
-        request,
-        "runs.html",
-        {
-            "runs": page.items,
-            "total": page.total,
-            "view": view,
-            "views": VIEWS,
-            "counts": await request.app[appkeys.RUNS].counts(),
-            "page": page_number,
-            "has_more": page.has_more,
-            "can_start": user is not None,
-            "task": "",
-            "error": None,
-            "now": time.time(),
-        },
-    )
+    return {
+        "runs": page.items,
+        "total": page.total,
+        "view": view,
+        "views": VIEWS,
+        "counts": await request.app[appkeys.RUNS].counts(),
+        "page": page_number,
+        "has_more": page.has_more,
+        "now": time.time(),
+    }
 
 
 async def start_run_form(request: web.Request) -> web.StreamResponse:
