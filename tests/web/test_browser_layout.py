@@ -37,7 +37,8 @@ async def site(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
         pending = await store.create(
             "send_quarterly_statement_to_every_customer", long_args, queue="billing-and-invoices", agent_id="mailer"
         )
-        await store.create("restart", {"service": "api"}, queue="ops", requested_by="deploy-bot")
+        for _ in range(2):  # identical: one row on the grouped queue
+            await store.create("restart", {"service": "api"}, queue="ops", requested_by="deploy-bot")
         decided = await store.create("refund", {"order": "A-1", "amount": 12.5}, queue="billing-and-invoices")
         await store.reject(decided.id, by="root", reason="needs the customer's consent first")
         run = await RunStore(store).submit("Reconcile the ledger for last quarter " * 3, "demo", submitted_by="rita")
@@ -45,6 +46,7 @@ async def site(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
             url,
             {
                 "queue": "/queue",
+                "grouped": "/queue?queue=&group=1",
                 "request": f"/requests/{pending.id}",
                 "decided": f"/requests/{decided.id}",
                 "history": "/history",
@@ -254,4 +256,34 @@ async def test_a_list_decision_can_be_undone_before_it_is_sent(settings: Setting
         await page.locator(f"#row-{request.id} button.approve").click()  # this time, let it go
         await page.wait_for_url(f"{url}/queue?done=approved", timeout=10_000)
         assert (await store.get(request.id)).decided_by == "rita"
+        await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_identical_requests_group_and_shrink_as_they_are_decided(settings: Settings, browser: Browser) -> None:
+    async with serving(WebSettings(approvals=settings)) as (url, app):
+        store = app[appkeys.CLIENT].store
+        same = [await store.create("purge_cache", {"zone": "eu"}, queue="cdn", agent_id="edge") for _ in range(3)]
+        other = await store.create("purge_cache", {"zone": "us"}, queue="cdn", agent_id="edge")
+        page = await open_page(browser, url, "light", DESKTOP, "rita")
+        await page.check("input[name=group]")  # applies on change
+        await page.wait_for_url(f"{url}/queue?queue=&group=1")  # "all queues" is kept: it is a choice
+        await page.wait_for_selector("#live:not([hidden])")
+        group = page.locator(f"#row-{same[0].id}")
+        assert "× 3" in await group.inner_text() and await page.locator("#total").inner_text() == "4"
+
+        await store.approve(same[0].id, by="root")  # decided elsewhere: the group shrinks, it stays
+        await page.locator("#total", has_text="3").wait_for(timeout=5_000)
+        assert "× 2" in await group.inner_text() and "Approve all 2" in await group.inner_text()
+        await group.locator("input[type=checkbox]").check()
+        assert await page.locator("#selected-count").inner_text() == "2 selected"
+
+        await group.locator("button.approve").click()
+        bar = page.locator(".undo-bar")
+        await bar.wait_for(state="visible")
+        assert (await bar.inner_text()).startswith("Approving 2 × purge_cache in ")
+        await page.wait_for_selector("#bulk-results", timeout=10_000)
+        assert "2 of 2 approved." in await page.locator("#bulk-results").inner_text()
+        assert [(await store.get(s.id)).decided_by for s in same] == ["root", "rita", "rita"]
+        assert (await store.get(other.id)).pending and page.url.endswith("group=1")
         await page.close()

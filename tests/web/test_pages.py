@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from approvals import Status
 from tests.web.conftest import Site
@@ -179,6 +180,36 @@ async def test_history_search(site: Site) -> None:
     assert "restart_db" in by_queue and "send_email" not in by_queue
 
 
+async def test_history_by_run_time_and_order(site: Site) -> None:
+    slow = await site.store.create("slow_one", queue="ops", run_id="run-slow")
+    await asyncio.sleep(0.3)
+    quick = await site.store.create("quick_one", queue="ops", run_id="run-quick")
+    await site.store.approve(quick.id, by="rita")
+    await site.store.approve(slow.id, by="rita")  # decided last, waited longest
+    old = await site.store.create("old_one", queue="ops")
+    await site.store.reject(old.id, by="root", reason="stale")
+    history_key = site.store.keys.history(None)
+    await site.store.redis.zadd(history_key, {old.id: time.time() - 7200}, xx=True)  # decided two hours ago
+    await site.store.redis.zadd(site.store.keys.history("ops"), {old.id: time.time() - 7200}, xx=True)
+    await site.store.redis.hset(site.store.keys.request(old.id), "decided_at", str(time.time() - 7200))
+    await site.login("vic")
+
+    def order(html: str) -> list[str]:
+        names = ("slow_one", "quick_one", "old_one")
+        return sorted((n for n in names if f">{n}</a>" in html), key=lambda n: html.index(f">{n}</a>"))
+
+    assert order(await (await site.client.get("/history")).text()) == ["slow_one", "quick_one", "old_one"]
+    assert order(await (await site.client.get("/history?sort=oldest")).text()) == ["old_one", "quick_one", "slow_one"]
+    assert order(await (await site.client.get("/history?sort=slowest")).text())[0] == "slow_one"
+    assert order(await (await site.client.get("/history?run=QUICK")).text()) == ["quick_one"]
+    assert order(await (await site.client.get("/history?within=3600")).text()) == ["slow_one", "quick_one"]
+    page = await (await site.client.get("/history?sort=oldest&within=3600&run=run")).text()
+    assert 'value="oldest" selected' in page and 'value="3600" selected' in page and 'value="run"' in page
+    for bad in ("sort=sideways", "within=5", "outcome=maybe"):
+        response = await site.client.get(f"/history?{bad}")
+        assert response.status == 400 and "must be one of" in await response.text()
+
+
 async def test_ops_page(site: Site) -> None:
     request = await site.store.create("a", queue="email")
     await site.store.approve(request.id, by="root")
@@ -274,6 +305,38 @@ async def test_bulk_reject_needs_one_reason_for_all(site: Site) -> None:
     assert "2 of 2 rejected." in page
     assert {(await site.store.get(r.id)).reason for r in rows} == {"not during the freeze"}
     assert (await site.client.post("/queue/decide", data=[("outcome", "approve"), ("id", rows[0].id)])).status == 403
+
+
+async def test_identical_requests_group_with_a_count_and_approve_together(site: Site) -> None:
+    same = [await site.store.create("purge_cache", {"zone": "eu"}, queue="email", agent_id="cdn") for _ in range(3)]
+    other_args = await site.store.create("purge_cache", {"zone": "us"}, queue="email", agent_id="cdn")
+    other_agent = await site.store.create("purge_cache", {"zone": "eu"}, queue="email", agent_id="web")
+    csrf = await site.login("rita")
+    page = await (await site.client.get("/queue?group=1")).text()
+    rows = re.findall(r'<tr id="row-([0-9a-f]+)"', page)
+    assert rows == [same[0].id, other_args.id, other_agent.id]
+    assert "5 requests in 3 groups" in page and '× <span class="n">3</span>' in page
+    assert f'data-ids="{" ".join(s.id for s in same)}"' in page and 'Approve all <span class="n">3</span>' in page
+    assert 'name="group" value="1" checked' in page and 'data-filtered="yes"' in page
+    assert len(re.findall(r'<tr id="row-', await (await site.client.get("/queue")).text())) == 5  # not by default
+
+    group_box = re.search(r'name="ids" value="([0-9a-f ]+)"', page)
+    assert group_box is not None and group_box.group(1).split() == [s.id for s in same]
+    data = [("csrf_token", csrf), ("outcome", "approve"), ("ids", group_box.group(1)), ("back", "group=1")]
+    posted = await site.client.post("/queue/decide", data=data, allow_redirects=False)
+    assert posted.status == 303 and posted.headers["Location"] == "/queue?group=1"
+    assert "3 of 3 approved." in await (await site.client.get("/queue?group=1")).text()
+    assert [(await site.store.get(s.id)).decided_by for s in same] == ["rita"] * 3
+    assert (await site.store.get(other_args.id)).pending and (await site.store.get(other_agent.id)).pending
+    audit = await site.store.read_audit(limit=50)
+    assert sorted(e.request_id for e in audit.events if e.type == "approved") == sorted(s.id for s in same)
+    too_many = [("csrf_token", csrf), ("outcome", "approve"), ("ids", " ".join(["0" * 32] * 50 + ["1" * 32] * 51))]
+    assert (await site.client.post("/queue/decide", data=too_many)).status == 200  # 2 distinct ids, none real
+    many = " ".join(f"{n:032x}" for n in range(101))
+    refused = await site.client.post(
+        "/queue/decide", data=[("csrf_token", csrf), ("outcome", "approve"), ("ids", many)]
+    )
+    assert refused.status == 400 and "at most 100" in await refused.text()
 
 
 async def test_viewers_get_no_selection_boxes(site: Site) -> None:

@@ -37,7 +37,10 @@ async def bulk_decide_form(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     check_csrf(request, form_text(form.get("csrf_token")))
     outcome, reason = form_text(form.get("outcome")), (form_text(form.get("reason")) or "").strip()
-    ids = list(dict.fromkeys(v for v in form.getall("id", []) if isinstance(v, str)))  # once each, in order
+    # `id` for a row, `ids` (space-separated) for a group of identical requests; once each, in order
+    chosen = [v for v in form.getall("id", []) if isinstance(v, str)]
+    chosen += [i for v in form.getall("ids", []) if isinstance(v, str) for i in v.split()[: MAX_SELECTED + 1]]
+    ids = list(dict.fromkeys(chosen))
     filters = parse_qsl(form_text(form.get("back")) or "")[:20]  # the queue page's filters, re-encoded
     back = "/queue" + (f"?{urlencode(filters)}" if filters else "")
     if outcome not in ("approve", "reject"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from urllib.parse import urlencode
@@ -49,10 +50,11 @@ async def queue_page(request: web.Request) -> web.Response:
     sort, min_age = request.query.get("sort") or "oldest", request.query.get("age") or ""
     if sort not in SORTS or min_age not in AGES:
         raise web.HTTPBadRequest(text=f"sort must be one of {', '.join(SORTS)}; age one of {', '.join(AGES)[2:]}")
+    grouped = request.query.get("group") == "1"
     store = store_of(request)
-    if not mine and not any(filters.values()) and sort == "oldest" and not min_age:
+    if not mine and not any(filters.values()) and sort == "oldest" and not min_age and not grouped:
         found = await store.list_pending(queue, offset=(page - 1) * size, limit=size)  # one sorted-set page
-        requests, total = found.items, found.total
+        rows, total, row_count = [(r, [r.id]) for r in found.items], found.total, found.total
     else:
         wanted = set(user.queues) if mine else None
         matches = await _search_pending(request, queue, wanted, filters, float(min_age or 0))
@@ -60,18 +62,22 @@ async def queue_page(request: web.Request) -> web.Response:
             matches.reverse()
         elif sort == "expiring":
             matches.sort(key=lambda r: r.expires_at)
-        requests, total = matches[(page - 1) * size : page * size], len(matches)
+        every = identical_groups(matches) if grouped else [(r, [r.id]) for r in matches]
+        rows, total, row_count = every[(page - 1) * size : page * size], len(matches), len(every)
     query = {k: v for k, v in filters.items() if v}
     query |= ({"sort": sort} if sort != "oldest" else {}) | ({"age": min_age} if min_age else {})
+    query |= {"group": "1"} if grouped else {}
     query |= {"queue": MINE if mine else (queue or "")} if limited or queue else {}
     return render(
         request,
         "queue.html",
         {
-            "requests": requests,
+            "rows": rows,
             "total": total,
+            "grouped": grouped,
+            "groups": row_count,
             "page": page,
-            "pages": max(1, math.ceil(total / size)),
+            "pages": max(1, math.ceil(row_count / size)),
             "queue": MINE if mine else queue,
             "limited": limited,
             "filters": filters,
@@ -108,6 +114,15 @@ async def _search_pending(
         if not page.has_more:
             break
     return matches
+
+
+def identical_groups(requests: list[ApprovalRequest]) -> list[tuple[ApprovalRequest, list[str]]]:
+    """Requests alike in queue, action, agent, requester and arguments, as (the first, every id), in order."""
+    groups: dict[tuple[str, ...], tuple[ApprovalRequest, list[str]]] = {}
+    for r in requests:
+        key = (r.queue, r.action, r.agent_id or "", r.requested_by or "", json.dumps(r.args, sort_keys=True))
+        groups.setdefault(key, (r, []))[1].append(r.id)
+    return list(groups.values())
 
 
 def row_html(request: web.Request, approval: ApprovalRequest) -> str:

@@ -1,4 +1,4 @@
-// Filters apply as soon as a choice changes (text fields still apply on Enter), and the address keeps
+// Filters apply as soon as a choice or a box changes (text fields still apply on Enter), and the address keeps
 // only what is set, so it reads well and can be shared. The Filter button stays for pages without
 // this script.
 (function () {
@@ -7,7 +7,9 @@
     var params = new URLSearchParams();
     new FormData(form).forEach(function (value, key) {
       // An empty queue is kept: "all queues" is a choice (a reviewer limited to some starts on theirs).
-      if ((value === "" && key !== "queue") || (key === "sort" && value === "oldest")) return;
+      var field = form.elements[key];
+      var fallback = field && field.getAttribute ? field.getAttribute("data-default") : null;  // the page's default
+      if ((value === "" && key !== "queue") || value === fallback) return;
       params.append(key, value);
     });
     var query = params.toString();
@@ -15,8 +17,8 @@
   }
   document.querySelectorAll("form.filter[method=get]").forEach(function (form) {  // not the runs page's Start form
     form.addEventListener("submit", function (event) { event.preventDefault(); apply(form); });
-    form.querySelectorAll("select").forEach(function (select) {
-      select.addEventListener("change", function () { apply(form); });
+    form.querySelectorAll("select, input[type=checkbox]").forEach(function (field) {
+      field.addEventListener("change", function () { apply(form); });
     });
   });
 })();

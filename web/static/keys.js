@@ -32,7 +32,13 @@
     select(all[Math.max(0, Math.min(all.length - 1, index))]);
   }
 
-  function ticked() { return body.querySelectorAll("input[type=checkbox][form=bulk-form]:checked").length; }
+  function ticked() {  // requests, not rows: a group's box stands for each of its identical requests
+    var n = 0;
+    body.querySelectorAll("input[type=checkbox][form=bulk-form]:checked").forEach(function (box) {
+      n += box.value.split(" ").length;
+    });
+    return n;
+  }
 
   function showCount() {
     if (count) count.textContent = ticked() ? ticked() + " selected" : "";

@@ -30,10 +30,32 @@
     body.appendChild(row);  // the queue is oldest first: a new request goes last
     refreshCounts(1);
   });
+  // Grouped rows stand for several identical requests: each one decided takes one off its row.
+  var groups = {};
+  body.querySelectorAll("tr[data-ids]").forEach(function (row) {
+    row.getAttribute("data-ids").split(" ").forEach(function (id) { groups[id] = row; });
+  });
+
+  function leaveGroup(row, id) {  // true when the row still stands for other requests
+    delete groups[id];
+    var ids = row.getAttribute("data-ids").split(" ").filter(function (other) { return other !== id; });
+    if (!ids.length) return false;
+    row.setAttribute("data-ids", ids.join(" "));
+    row.querySelectorAll("input[type=hidden][name=id]").forEach(function (input) {
+      if (input.value === id) input.parentNode.removeChild(input);
+    });
+    var box = row.querySelector("input[type=checkbox][name=ids]");
+    if (box) box.value = box.value.split(" ").filter(function (other) { return other !== id; }).join(" ") || ids[0];
+    row.querySelectorAll(".n").forEach(function (n) { n.textContent = String(ids.length); });
+    refreshCounts(-1);
+    return true;
+  }
+
   source.addEventListener("decided", function (message) {
     var data = JSON.parse(message.data);
-    var row = document.getElementById("row-" + data.id);
+    var row = groups[data.id] || document.getElementById("row-" + data.id);
     if (!row) return;
+    if (row.hasAttribute("data-ids") && leaveGroup(row, data.id)) return;
     var box = row.querySelector("input[type=checkbox]:checked");
     if (box) {  // selected for a bulk decision: say what became of it rather than vanish from the selection
       box.checked = false;

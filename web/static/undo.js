@@ -36,7 +36,10 @@
     event.preventDefault();
     cancel();  // one decision in its window at a time: a second click starts over with the new one
     var row = form.closest("tr");
-    var what = form.id === "bulk-form" ? button.textContent.toLowerCase() : "approving " + row.querySelector("a.action").textContent;
+    var group = form.getAttribute("data-group-of");  // a row of identical requests: each of them
+    var what = form.id === "bulk-form" ? button.textContent.toLowerCase()
+      : group ? "approving " + form.querySelectorAll("input[name=id]").length + " × " + group
+      : "approving " + row.querySelector("a.action").textContent;
     var left = UNDO_SECONDS;
     pending = { row: row, timer: null };
     if (row) row.classList.add("deciding");
