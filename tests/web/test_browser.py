@@ -66,8 +66,6 @@ async def test_reviewer_approves_a_live_request_and_the_agent_resumes(
         )
         row = page.locator("tr", has_text="deploy canary")
         await row.wait_for(timeout=10_000)  # appeared without a reload
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
         await row.locator("button.approve").click()
         decision = await asyncio.wait_for(asking, 10)
 
@@ -99,6 +97,9 @@ async def test_a_run_page_follows_the_run_live(browser: Browser, settings: Setti
         )  # the step after the one shown
         link = page.locator("#run-status .waiting-for a[href^='/requests/']")
         request_id = (await link.get_attribute("href") or "").rsplit("/", 1)[1]
+        await asyncio.sleep(1.6)  # the new step's highlight fades
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)  # the README's: a run waiting
 
         await app[appkeys.CLIENT].store.approve(request_id, by="root")
         await page.locator("#run-status .state.finished").wait_for(timeout=10_000)
@@ -106,8 +107,6 @@ async def test_a_run_page_follows_the_run_live(browser: Browser, settings: Setti
         assert "done: <i>ship</i> the release" in await page.locator("#run-status pre").inner_text()
         assert await page.locator("#run-status .status.approved").count() == 1
         await page.wait_for_selector("#live", state="hidden")  # the stream ended with the run
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
         await page.close()
 
 

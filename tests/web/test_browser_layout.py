@@ -265,15 +265,19 @@ async def test_identical_requests_group_and_shrink_as_they_are_decided(settings:
         store = app[appkeys.CLIENT].store
         same = [await store.create("purge_cache", {"zone": "eu"}, queue="cdn", agent_id="edge") for _ in range(3)]
         other = await store.create("purge_cache", {"zone": "us"}, queue="cdn", agent_id="edge")
+        await store.create("refund", {"order": "A-1042", "amount": 129.0}, queue="billing", agent_id="support-bot")
+        await store.create("send_email", {"to": "all-customers", "subject": "Price change"}, queue="email")
         page = await open_page(browser, url, "light", DESKTOP, "rita")
         await page.check("input[name=group]")  # applies on change
         await page.wait_for_url(f"{url}/queue?queue=&group=1")  # "all queues" is kept: it is a choice
         await page.wait_for_selector("#live:not([hidden])")
         group = page.locator(f"#row-{same[0].id}")
-        assert "× 3" in await group.inner_text() and await page.locator("#total").inner_text() == "4"
+        assert "× 3" in await group.inner_text() and await page.locator("#total").inner_text() == "6"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)  # the README's
 
         await store.approve(same[0].id, by="root")  # decided elsewhere: the group shrinks, it stays
-        await page.locator("#total", has_text="3").wait_for(timeout=5_000)
+        await page.locator("#total", has_text="5").wait_for(timeout=5_000)
         assert "× 2" in await group.inner_text() and "Approve all 2" in await group.inner_text()
         await group.locator("input[type=checkbox]").check()
         assert await page.locator("#selected-count").inner_text() == "2 selected"

@@ -36,7 +36,7 @@ from .feed import LiveEvent
 
 QUEUE_SCAN = 5000  # pending requests searched, oldest first, when the queue page filters or sorts
 SORTS = {"oldest": "oldest first", "newest": "newest first", "expiring": "expiring soonest"}
-AGES = {"": "any age", "300": "waiting 5 min or more", "3600": "waiting 1 h or more", "86400": "waiting 1 d or more"}
+AGES = {"": "any time", "300": "5 min or more", "3600": "1 h or more", "86400": "1 d or more"}
 MINE = "mine"  # the queue filter's value for "the queues I review" (a reviewer's default when limited)
 
 
