@@ -40,7 +40,14 @@ def create_app(settings: WebSettings | None = None) -> web.Application:
     setup_templates(app)
     setup_routes(app)
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(end_streams)
     return app
+
+
+async def end_streams(app: web.Application) -> None:
+    """Live streams end as the server stops, before it waits for its requests to finish."""
+    app[appkeys.FEED].end_streams()
+    app[appkeys.RUN_FEED].end_streams()
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 
-from aiohttp import ClientResponse
+import aiohttp
+from aiohttp import ClientResponse, web
 
-from tests.web.conftest import Site
+from approvals import Settings
+from tests.redis_server import free_port
+from tests.web.conftest import PASSWORD, Site
+from web import WebSettings, appkeys, create_app
+from web.access.users import Role
+from web.http.sse import KEEPALIVE
 
 
 async def next_event(response: ClientResponse) -> tuple[str, dict, str]:
@@ -47,3 +53,25 @@ async def test_created_and_decided_requests_reach_open_browsers(site: Site) -> N
     replayed = [await next_event(again) for _ in range(2)]
     assert [(e, d["id"]) for e, d, _ in replayed] == [("decided", request.id), ("created", missed.id)]
     again.close()
+
+
+async def test_a_stopping_server_ends_its_live_streams_at_once(settings: Settings) -> None:
+    """Open streams (queue rows, a run list) end as the server stops, not at their next keep-alive."""
+    app = create_app(WebSettings(approvals=settings))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await app[appkeys.USERS].add("vic", PASSWORD, Role.VIEWER)
+    headers = {"Authorization": f"Bearer {await app[appkeys.USERS].create_token('vic')}"}
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", headers=headers) as browser:
+        streams = [await browser.get(path) for path in ("/events", "/runs/events")]
+        for stream in streams:
+            assert stream.status == 200 and (await stream.content.readline()).startswith(b":")
+        loop = asyncio.get_running_loop()
+        stopping = loop.time()
+        await runner.cleanup()
+        assert loop.time() - stopping < KEEPALIVE / 3  # the shutdown did not wait for a keep-alive
+        for stream in streams:
+            await asyncio.wait_for(stream.content.read(), 5)  # read to its end: the stream ended
+            assert stream.content.at_eof()

@@ -187,6 +187,8 @@ async def stream(request: web.Request, run: Run, presenter: Presenter | None = N
                     await asyncio.wait_for(changed.wait(), KEEPALIVE)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
+                if request.app[appkeys.RUN_FEED].closing:
+                    break
                 if loop.time() - checked >= KEEPALIVE:  # however busy the run: sign-outs end streams
                     checked = loop.time()
                     if not await still_signed_in(request):

@@ -70,9 +70,13 @@ class AuditFeed:
         """Signing out ends that session's streams at once (other processes notice within a few seconds)."""
         for subscriber in self._subscribers:
             if subscriber.session_id == session_id:
-                subscriber.dropped = True
-                with contextlib.suppress(asyncio.QueueFull):
-                    subscriber.queue.put_nowait(None)
+                _end(subscriber)
+
+    def end_streams(self) -> None:
+        """The server is stopping: every stream ends now (browsers reconnect to whichever server is up),
+        rather than at its next keep-alive, which the server's shutdown would wait for."""
+        for subscriber in self._subscribers:
+            _end(subscriber)
 
     async def replay(self, after: str, limit: int = 500) -> list[LiveEvent]:
         """Events after `after` (a reconnecting browser's Last-Event-ID)."""
@@ -109,3 +113,9 @@ class AuditFeed:
                 subscriber.queue.put_nowait(event)
             except asyncio.QueueFull:
                 subscriber.dropped = True
+
+
+def _end(subscriber: Subscriber) -> None:
+    subscriber.dropped = True
+    with contextlib.suppress(asyncio.QueueFull):
+        subscriber.queue.put_nowait(None)  # wakes its reader; a full queue wakes it anyway

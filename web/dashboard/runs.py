@@ -62,6 +62,8 @@ async def runs_list_events(request: web.Request) -> web.StreamResponse:
                     await asyncio.sleep(LIST_SETTLE)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
+                if request.app[appkeys.RUN_FEED].closing:
+                    break
                 if loop.time() - checked >= KEEPALIVE:  # however busy the runs: sign-outs end streams
                     checked = loop.time()
                     if not await still_signed_in(request):

@@ -33,6 +33,7 @@ class RunFeed:
         self._listeners: list[Listener] = []
         self._subscribed = asyncio.Event()
         self._tasks = BackgroundTasks()
+        self.closing = False  # the server is stopping: streams that wake end
 
     async def start(self, timeout: float = 10.0) -> None:
         self._tasks.spawn(self._subscription.run())
@@ -44,6 +45,13 @@ class RunFeed:
             for event in events:
                 event.set()  # let readers see the end
         await self._redis.aclose()
+
+    def end_streams(self) -> None:
+        """The server is stopping: wake every watcher, which sees `closing` and ends its stream."""
+        self.closing = True
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
 
     @contextlib.contextmanager
     def watch(self, run_id: str | None = None) -> Iterator[asyncio.Event]:
