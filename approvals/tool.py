@@ -82,8 +82,13 @@ def request_context() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def args_schema(tool: Tool) -> dict[str, Any]:
     """The tool's inputs as the JSON Schema its arguments, and a reviewer's edits of them, must meet."""
+    return inputs_schema(tool.inputs)
+
+
+def inputs_schema(inputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Tool inputs in the smolagents format as a JSON Schema (see `args_schema`)."""
     properties: dict[str, Any] = {}
-    for name, spec in tool.inputs.items():
+    for name, spec in inputs.items():
         kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
         prop: dict[str, Any] = {k: v for k, v in spec.items() if k in ("description", "enum", "items")}
         if not {"any", "image", "audio"} & set(kinds):
@@ -92,7 +97,7 @@ def args_schema(tool: Tool) -> dict[str, Any]:
         if "enum" in prop and spec.get("nullable"):
             prop["enum"] = [*prop["enum"], None]
         properties[name] = prop
-    required = [name for name, spec in tool.inputs.items() if not spec.get("nullable")]
+    required = [name for name, spec in inputs.items() if not spec.get("nullable")]
     schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
     return safe_subset(schema)  # a tool may describe items with more than the store checks
 
