@@ -25,7 +25,7 @@ from ..runs.profiles import load_profile
 from ..runs.store import RunStore
 from ..runs.worker import Worker
 from ..settings import WebSettings
-from . import demo
+from . import demo, integrations
 from .ops import add_commands
 
 
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_command(commands)
 
     add_commands(commands)
+    integrations.add_commands(commands)
 
     worker = commands.add_parser("worker", help="run queued agent runs (any number of workers may share one Redis)")
     worker.add_argument("--concurrency", type=int, default=16, help="runs at once, as coroutines")
