@@ -28,6 +28,8 @@ class Call:
     args: Mapping[str, Any]
     schema: Mapping[str, Any] | None = None  # the tool's input schema: reviewers' edits must fit it
     details: Mapping[str, Any] = field(default_factory=dict)  # more context for reviewers
+    queue: str | None = None  # this call's queue, if not the asker's
+    timeout: float | None = None  # this call's deadline, if not the asker's
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,21 +52,29 @@ class Asker:
         client = await self.started()
         return list(await asyncio.gather(*(self._ask(client, run_id, call, context or {}) for call in calls)))
 
+    async def submit(self, run_id: str, calls: Sequence[Call], context: Mapping[str, Any] | None = None) -> list[str]:
+        """Make the requests (or find them again) without waiting: their ids, in the calls' order."""
+        client = await self.started()
+        return [(await client.create(**self._request(run_id, call, context or {}))).id for call in calls]
+
     async def _ask(self, client: ApprovalClient, run_id: str, call: Call, context: Mapping[str, Any]) -> Decision:
-        return await client.request_approval(
-            call.action,
-            dict(call.args),
-            queue=self.queue,
-            timeout=self.timeout,
-            agent_id=self.agent,
-            run_id=run_id,
-            idempotency_key=f"{run_id}:{call.call_id}",
-            idempotency_scope=f"{self.framework}-run:{run_id}",  # the run's own keys: nobody else's collide
-            context={"framework": self.framework, "agent": self.agent, "run_id": run_id, "call_id": call.call_id}
+        return await client.request_approval(**self._request(run_id, call, context))
+
+    def _request(self, run_id: str, call: Call, context: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "action": call.action,
+            "args": dict(call.args),
+            "queue": call.queue or self.queue,
+            "timeout": self.timeout if call.timeout is None else call.timeout,
+            "agent_id": self.agent,
+            "run_id": run_id,
+            "idempotency_key": f"{run_id}:{call.call_id}",
+            "idempotency_scope": f"{self.framework}-run:{run_id}",  # the run's own keys: nobody else's collide
+            "context": {"framework": self.framework, "agent": self.agent, "run_id": run_id, "call_id": call.call_id}
             | dict(context)
             | dict(call.details),
-            args_schema=safe_subset(dict(call.schema)) if call.schema else None,
-        )
+            "args_schema": safe_subset(dict(call.schema)) if call.schema else None,
+        }
 
     async def save(self, run_id: str, state: str) -> None:
         """Keep a paused run's serialized state next to its requests, for as long as decided requests are kept."""
