@@ -13,6 +13,7 @@ from .errors import (
     AgentToolExecutionError,
     InterpreterError,
     ToolDefinitionError,
+    UnsupportedFeature,
 )
 from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep, ToolCall
 from .models import (
@@ -27,6 +28,7 @@ from .models import (
     OpenAIServerModel,
     ScriptedModel,
 )
+from .monitoring import LogLevel
 from .tools import FinalAnswerTool, Tool, tool
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "InterpreterError",
     "LiteLLMModel",
     "LiteLLMRouterModel",
+    "LogLevel",
     "MessageRole",
     "Model",
     "MultiStepAgent",
@@ -63,6 +66,7 @@ __all__ = [
     "ToolCall",
     "ToolCallingAgent",
     "ToolDefinitionError",
+    "UnsupportedFeature",
     "get_run_context",
     "tool",
     "waiting_for_person",

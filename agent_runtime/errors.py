@@ -46,3 +46,7 @@ class InterpreterError(AgentError):
 
 class ToolDefinitionError(AgentError, TypeError):
     """A Tool subclass or @tool function is malformed (raised when it is defined, not when called)."""
+
+
+class UnsupportedFeature(AgentError, ValueError):
+    """A smolagents option or method this runtime does not have; the message names what to use instead."""

@@ -6,8 +6,10 @@ awaited and a sync one runs in the runtime's worker threads.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -142,6 +144,22 @@ class Tool:
         )
         return f"def {self.name}({arguments}) -> {self.output_type}:\n{body}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The tool described as data: name, description, inputs, output type, and its source code when
+        Python can find it (as smolagents' `to_dict`, without the Hub's requirements list)."""
+        source = getattr(self, "_source_object", type(self))
+        try:
+            code: str | None = textwrap.dedent(inspect.getsource(source))
+        except (OSError, TypeError):
+            code = None
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputs": copy.deepcopy(self.inputs),
+            "output_type": self.output_type,
+            "code": code,
+        }
+
     def __repr__(self) -> str:
         return f"<Tool {self.name}>"
 
@@ -220,6 +238,7 @@ def tool(function: Callable[..., Any]) -> Tool:
         "inputs": inputs,
         "output_type": output_type,
         "forward": forward,
+        "_source_object": staticmethod(function),  # what to_dict shows as the tool's code
         "__doc__": function.__doc__,
         "__module__": function.__module__,
     }

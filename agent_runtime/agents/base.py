@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar, overload
@@ -14,19 +15,25 @@ from typing import Any, Literal, TypeVar, overload
 from .. import prompts
 from ..concurrency import iterate_async_sync, run_coroutine_sync
 from ..context import RunContext, current_run
-from ..errors import AgentError, AgentGenerationError, AgentMaxStepsError, AgentRunTimeout
+from ..errors import AgentError, AgentGenerationError, AgentMaxStepsError, AgentRunTimeout, UnsupportedFeature
 from ..memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, SystemPromptStep, TaskStep
 from ..models import ChatMessage, ChatMessageStreamDelta, Model, agglomerate_stream_deltas
+from ..monitoring import LogLevel
 from ..tools import FinalAnswerTool, Tool
 from ..turns import take_turn
+from .managed import managed_agent_tool
 from .runs import RunState, StreamEvent, result
 
 T = TypeVar("T")
+log = logging.getLogger("agent_runtime.agents")
 Callback = Callable[..., Any]
 
 
 class MultiStepAgent:
     """The step loop shared by both agents: plan (optionally), act, observe, until a final answer."""
+
+    name: str
+    description: str | None
 
     def __init__(
         self,
@@ -42,11 +49,35 @@ class MultiStepAgent:
         stream_outputs: bool = False,
         return_full_result: bool = False,
         run_timeout: float | None = None,
+        final_answer_checks: Sequence[Callable[..., Any]] | None = None,
+        managed_agents: Sequence[MultiStepAgent] | None = None,
+        verbosity_level: int = LogLevel.OFF,
+        add_base_tools: bool = False,
+        max_tool_threads: int | None = None,
     ) -> None:
         """`run_timeout` bounds a whole run in seconds, waits for people included (None: no limit);
-        budgets of code actions do not count those waits (see `agent_runtime.budget`)."""
+        budgets of code actions do not count those waits (see `agent_runtime.budget`).
+
+        As in smolagents: `final_answer_checks` are called with (answer, memory) and a False or an error
+        sends the model back to work; `managed_agents` are called like tools (by name, with a task);
+        `verbosity_level` (a `LogLevel`; default OFF, where smolagents prints at INFO) sets what the
+        "agent_runtime.agents" logger says; at most
+        `max_tool_threads` tool calls of one step run at once (default: all).
+        """
+        if add_base_tools:
+            raise UnsupportedFeature(
+                "add_base_tools: this runtime ships no default tools (web search, page visits, speech to text); "
+                "pass the tools you want in tools=[...]"
+            )
         self.tools: dict[str, Tool] = {t.name: t for t in tools}
+        self.managed_agents = {agent.name: agent for agent in managed_agents or ()}
+        for agent in self.managed_agents.values():
+            self.tools[agent.name] = managed_agent_tool(agent)
         self.tools.setdefault("final_answer", FinalAnswerTool())
+        self.final_answer_checks = list(final_answer_checks or ())
+        self.verbosity_level = LogLevel(verbosity_level)
+        self.max_tool_threads = max_tool_threads
+        self.interrupt_switch = False
         self.model = model
         self.instructions = instructions or ""
         self.max_steps = max_steps
@@ -76,14 +107,14 @@ class MultiStepAgent:
     def arun(
         self, task: str, *, stream: Literal[False] = ..., reset: bool = ..., max_steps: int | None = ...,
         additional_args: dict[str, Any] | None = ..., run_id: str | None = ...,
-        return_full_result: bool | None = ..., run_timeout: float | None = ...,
+        return_full_result: bool | None = ..., run_timeout: float | None = ..., images: Any = ...,
     ) -> Awaitable[Any]: ...  # fmt: skip
 
     @overload
     def arun(
         self, task: str, *, stream: Literal[True], reset: bool = ..., max_steps: int | None = ...,
         additional_args: dict[str, Any] | None = ..., run_id: str | None = ...,
-        return_full_result: bool | None = ..., run_timeout: float | None = ...,
+        return_full_result: bool | None = ..., run_timeout: float | None = ..., images: Any = ...,
     ) -> AsyncIterator[StreamEvent]: ...  # fmt: skip
 
     def arun(
@@ -97,6 +128,7 @@ class MultiStepAgent:
         run_id: str | None = None,
         return_full_result: bool | None = None,
         run_timeout: float | None = None,
+        images: Any = None,
     ) -> Awaitable[Any] | AsyncIterator[StreamEvent]:
         """`await agent.arun(task)` gives the final answer (a `RunResult` with `return_full_result=True`);
         `async for step in agent.arun(task, stream=True)` gives planning, action and final-answer
@@ -106,6 +138,7 @@ class MultiStepAgent:
         it the run stops and `AgentRunTimeout` is raised (a `RunResult` with state "run_timeout"
         when full results are asked for). Requests for approval made by the run expire by then too.
         """
+        _no_images(images)
         run = self._new_run(task, reset, additional_args or {}, run_id)
         run.context.run_timeout = self.run_timeout if run_timeout is None else run_timeout
         events = self._run(run, max_steps or self.max_steps)
@@ -114,8 +147,9 @@ class MultiStepAgent:
         full = self.return_full_result if return_full_result is None else return_full_result
         return result(run, events, full=full)
 
-    def run(self, task: str, *, stream: bool = False, **kwargs: Any) -> Any:
+    def run(self, task: str, *, stream: bool = False, images: Any = None, **kwargs: Any) -> Any:
         """Sync face of `arun`. Called inside a running event loop, it blocks the caller, as sync code does."""
+        _no_images(images)
         if stream:
             return iterate_async_sync(lambda: self.arun(task, stream=True, **kwargs))
         return run_coroutine_sync(lambda: self.arun(task, **kwargs))
@@ -126,6 +160,18 @@ class MultiStepAgent:
     def add_step_callback(self, callback: Callback, step_type: type = ActionStep) -> None:
         """Call `callback(step)` (sync or async; with `agent=` if it takes it) for every step of that type."""
         self._callbacks.setdefault(step_type, []).append((callback, _accepts_agent(callback)))
+
+    def interrupt(self) -> None:
+        """Stop the running run before its next step (it raises `AgentError("Agent interrupted.")`)."""
+        self.interrupt_switch = True
+
+    def write_memory_to_messages(self, summary_mode: bool = False) -> list[ChatMessage]:
+        """The last run's memory as the messages the model would be sent."""
+        return self.memory.to_messages(summary_mode=summary_mode)
+
+    def replay(self, detailed: bool = False) -> None:
+        """Print the last run, step by step (with `detailed`, what the model was sent, too)."""
+        print(replay_text(self.memory, detailed))
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -154,7 +200,11 @@ class MultiStepAgent:
         run.context.start_clock()
         run.memory.steps.append(TaskStep(run.task))
         output = None
+        self.interrupt_switch = False
         for _ in range(max_steps):
+            if self.interrupt_switch:
+                self.interrupt_switch = False
+                raise AgentError("Agent interrupted.")
             await take_turn()  # building the prompt and the request is this step's first stretch of CPU
             if self._planning_due(run):
                 async for event in self._plan(run):
@@ -170,6 +220,8 @@ class MultiStepAgent:
                 raise
             except AgentError as error:
                 step.error = error
+            if step.is_final_answer and self.final_answer_checks:
+                await self._check_final_answer(run, step)
             await self._end_step(run, step)
             yield step
             if step.is_final_answer:
@@ -189,7 +241,26 @@ class MultiStepAgent:
     async def _end_step(self, run: RunState, step: ActionStep) -> None:
         step.timing.stop()
         run.memory.steps.append(step)
+        _log_step(self, step)
         await self._call_back(step)
+
+    async def _check_final_answer(self, run: RunState, step: ActionStep) -> None:
+        """smolagents' `final_answer_checks`: a check that returns False or raises sends the model back."""
+        for check in self.final_answer_checks:
+            name = getattr(check, "__name__", type(check).__name__)
+            try:
+                extra = {"agent": self} if _accepts_agent(check) else {}  # smolagents 1.26 passes agent=
+                passed = check(step.action_output, run.memory, **extra)
+                if inspect.isawaitable(passed):
+                    passed = await passed
+            except Exception as error:
+                passed, why = False, f"{type(error).__name__}: {error}"
+            else:
+                why = "it returned False"
+            if not passed:
+                step.is_final_answer, step.action_output = False, None
+                step.error = AgentError(f"Check {name} failed: {why}. The answer was not accepted; go on.")
+                return
 
     async def _bounded(self, run: RunState, awaitable: Awaitable[T]) -> T:
         """Await within the run's time limit, if it has one; past it, AgentRunTimeout."""
@@ -331,3 +402,47 @@ def _accepts_agent(callback: Callback) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == "agent" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _no_images(images: Any) -> None:
+    if images:
+        raise UnsupportedFeature(
+            "images: the runtime's models take text; put image URLs or file paths in the task, "
+            "for a tool of yours to open"
+        )
+
+
+def _log_step(agent: MultiStepAgent, step: ActionStep) -> None:
+    level = agent.verbosity_level
+    if level == LogLevel.OFF:
+        return
+    if step.error is not None:
+        log.log(level.logging_level if level >= LogLevel.ERROR else logging.ERROR, "%s step %d: %s", agent.name,
+                step.step_number, step.error)  # fmt: skip
+    elif level >= LogLevel.INFO:
+        log.info("%s step %d: %s", agent.name, step.step_number, _first_line(step.observations))
+    if level >= LogLevel.DEBUG:
+        log.debug("%s step %d model output:\n%s", agent.name, step.step_number, step.model_output)
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0][:200]
+
+
+def replay_text(memory: AgentMemory, detailed: bool) -> str:
+    lines = []
+    for step in memory.steps:
+        if isinstance(step, TaskStep):
+            lines.append(f"Task: {step.task}")
+        elif isinstance(step, PlanningStep):
+            lines.append(f"Plan:\n{step.plan}")
+        elif isinstance(step, ActionStep):
+            lines.append(f"--- Step {step.step_number} ---")
+            if detailed and step.model_input_messages:
+                lines += [f"[{m.role}] {m.text}" for m in step.model_input_messages]
+            lines.append(f"Output: {step.model_output or ''}")
+            if step.observations:
+                lines.append(f"Observations: {step.observations}")
+            if step.error is not None:
+                lines.append(f"Error: {step.error}")
+    return "\n".join(lines)

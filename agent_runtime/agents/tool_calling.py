@@ -46,7 +46,8 @@ class ToolCallingAgent(MultiStepAgent):
     async def _execute_all(self, calls: list[ToolCall]) -> list[tuple[bool, Any]]:
         """The step's calls, concurrently. Errors become observations; what is not an error (the run
         being cancelled or stopped) ends the step, and the other calls with it."""
-        tasks = [asyncio.ensure_future(self._execute(call, index)) for index, call in enumerate(calls)]
+        limit = asyncio.Semaphore(self.max_tool_threads or len(calls) or 1)  # smolagents' max_tool_threads
+        tasks = [asyncio.ensure_future(self._execute_within(limit, call, index)) for index, call in enumerate(calls)]
         try:
             return await asyncio.gather(*tasks)
         except BaseException:
@@ -54,6 +55,10 @@ class ToolCallingAgent(MultiStepAgent):
                 task.cancel()
             await asyncio.wait(tasks)  # their clean-up (withdrawing what they asked) is part of the step's
             raise
+
+    async def _execute_within(self, limit: asyncio.Semaphore, call: ToolCall, index: int) -> tuple[bool, Any]:
+        async with limit:
+            return await self._execute(call, index)
 
     async def _execute(self, call: ToolCall, index: int) -> tuple[bool, Any]:
         """(is this the final answer, result or error text): one failing call does not sink the others."""

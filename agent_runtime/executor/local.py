@@ -28,6 +28,7 @@ from .runtime import (
 
 DEFAULT_MAX_OPERATIONS = 10_000_000
 DEFAULT_TIMEOUT = 60.0
+NO_LIMIT = 10.0**9  # seconds: "no time limit" (smolagents' timeout_seconds=None)
 
 
 @dataclass(slots=True)
@@ -147,8 +148,29 @@ def _final_answer(tool: Tool) -> Any:
     return final_answer
 
 
-def evaluate_python_code(code: str, tools: Mapping[str, Tool] | None = None) -> Any:
-    """One-off helper: run `code` with `tools` and return its output (sync)."""
-    executor = LocalPythonExecutor()
-    executor.send_tools(tools or {})
-    return executor(code).output
+def evaluate_python_code(
+    code: str,
+    static_tools: Mapping[str, Any] | None = None,
+    custom_tools: Mapping[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
+    authorized_imports: Iterable[str] = (),
+    max_print_outputs_length: int = 50_000,
+    timeout_seconds: float | None = DEFAULT_TIMEOUT,
+) -> tuple[Any, bool]:
+    """Run `code` once, as smolagents' function of that name does: (its output, was it a final answer).
+
+    Tools may be `Tool`s or plain functions; `state` holds the variables, read before and updated after.
+    """
+    executor = LocalPythonExecutor(
+        authorized_imports, timeout_seconds=NO_LIMIT if timeout_seconds is None else timeout_seconds,
+        max_print_outputs_length=max_print_outputs_length,
+    )  # fmt: skip
+    for tools in (static_tools or {}, custom_tools or {}):
+        executor.send_tools({name: t for name, t in tools.items() if isinstance(t, Tool)})
+        executor.send_variables({name: t for name, t in tools.items() if not isinstance(t, Tool)})
+    if state is not None:
+        executor.send_variables(state)
+    result = executor(code)
+    if state is not None:
+        state.update({k: v for k, v in executor.state.items() if k not in executor._runtime})
+    return result.output, result.is_final_answer

@@ -16,9 +16,11 @@ CODE_FORMAT_HELP = (
 )
 
 
-def parse_code_blobs(text: str) -> str:
-    """The code of a model answer; several blocks are joined in order."""
-    blocks = _FENCE.findall(text) or _TAGS.findall(text)
+def parse_code_blobs(text: str, code_block_tags: tuple[str, str] | None = None) -> str:
+    """The code of a model answer; several blocks are joined in order. `code_block_tags` (opening and
+    closing regexes, as smolagents' CodeAgent takes them) are looked for first."""
+    custom = re.findall(f"{code_block_tags[0]}(.*?){code_block_tags[1]}", text, re.DOTALL) if code_block_tags else []
+    blocks = custom or _FENCE.findall(text) or _TAGS.findall(text)
     if blocks:
         return "\n\n".join(block.strip("\n") for block in blocks)
     stripped = text.strip()

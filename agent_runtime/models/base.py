@@ -24,10 +24,20 @@ class Model:
     A model holds no per-request state, so one instance can serve many concurrent agents.
     """
 
-    def __init__(self, model_id: str | None = None, *, requests_per_minute: float | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        model_id: str | None = None,
+        *,
+        requests_per_minute: float | None = None,
+        flatten_messages_as_text: bool = False,
+        **kwargs: Any,
+    ):
+        """`flatten_messages_as_text` (as in smolagents) sends each message's content as one string, for
+        servers that take no list of content parts; other keyword arguments go with every request."""
         self.model_id = model_id
         self.kwargs = kwargs  # passed to every completion call
         self.rate_limiter = RateLimiter(requests_per_minute)
+        self.flatten_messages_as_text = flatten_messages_as_text
 
     # -- async core ------------------------------------------------------------------------------
 
@@ -80,7 +90,14 @@ class Model:
         tools: list[Tool] | None,
         kwargs: dict[str, Any],
     ) -> dict[str, Any]:
-        request: dict[str, Any] = {**self.kwargs, "messages": to_api_messages(messages), **kwargs}
+        api_messages = to_api_messages(messages)
+        if self.flatten_messages_as_text:
+            for message in api_messages:
+                if isinstance(message.get("content"), list):
+                    message["content"] = "\n".join(
+                        part.get("text", "") for part in message["content"] if isinstance(part, dict)
+                    )
+        request: dict[str, Any] = {**self.kwargs, "messages": api_messages, **kwargs}
         if self.model_id is not None:
             request.setdefault("model", self.model_id)
         if stop_sequences:
