@@ -47,6 +47,31 @@ class Keys:
         return f"{self.prefix}events"
 
     @property
+    def notify_due(self) -> str:
+        """Sorted set: notification delivery ids by when they are next due (sent, retried, or re-tried
+        after a sender died holding them)."""
+        return f"{self.prefix}notify:due"
+
+    def notify_delivery(self, delivery_id: str) -> str:
+        """Hash: one notification delivery (its target, body and attempts), until it is sent or gives up."""
+        return f"{self.prefix}notify:delivery:{delivery_id}"
+
+    @property
+    def notify_timers(self) -> str:
+        """Sorted set: 'remind:<id>' / 'escalate:<id>' by when they fire; whoever removes one fires it."""
+        return f"{self.prefix}notify:timers"
+
+    @property
+    def notify_failures(self) -> str:
+        """List: the latest deliveries that gave up (JSON), newest first, for the Ops page."""
+        return f"{self.prefix}notify:failures"
+
+    @property
+    def notify_counts(self) -> str:
+        """Hash: '<channel>:<delivered|retried|failed>' -> count, for /metrics."""
+        return f"{self.prefix}notify:counts"
+
+    @property
     def counts(self) -> str:
         """Hash: '<queue>:<created|approved|rejected|expired|cancelled|withdrawn>' -> count, for metrics."""
         return f"{self.prefix}counts"

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from approvals import ApprovalClient
 from approvals.connections import pubsub_client
+from approvals.notify import Notifier
 
 from . import appkeys
 from .access import login
@@ -63,6 +64,10 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     run_feed = RunFeed(client.store, pubsub_client(settings.approvals, role="runs"))
     await run_feed.start()
     app[appkeys.RUNS_CLIENT], app[appkeys.RUNS], app[appkeys.RUN_FEED] = agents, RunStore(client.store), run_feed
+    notifier = None
+    if settings.notify.enabled:  # sends request events out (webhooks), reminds and escalates
+        notifier = Notifier(client.store, pubsub_client(settings.approvals, role="notify"), settings.notify)
+        await notifier.start()
     worker, worker_task = None, None
     if settings.approvals.embedded if settings.in_process_worker is None else settings.in_process_worker:
         worker = Worker(app[appkeys.RUNS], agents, app[appkeys.AGENT_FACTORY], feed=run_feed, name="in-process")
@@ -75,6 +80,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
             worker.stop()
             await worker_task
             await worker.drain(grace=0)
+        if notifier is not None:
+            await notifier.aclose()
         await agents.aclose()
         await run_feed.aclose()
         await feed.aclose()

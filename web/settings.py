@@ -10,6 +10,7 @@ from typing import Any
 
 from approvals import Settings
 from approvals.errors import InvalidSettings
+from approvals.notify import NotifyConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class WebSettings:
     in_process_worker: bool | None = None  # run queued runs in this process too; None: only when embedded
     run_timeout: float | None = None  # default time limit of a queued run, waits for people included
     trusted_proxies: tuple[str, ...] = ()  # addresses (or networks) of proxies whose X-Forwarded-For is believed
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # notifications; off unless configured
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -47,6 +49,7 @@ class WebSettings:
         environ = os.environ if environ is None else environ
         secure = environ.get("APPROVALS_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
         values: dict[str, Any] = {"approvals": Settings.from_env(environ), "secure_cookies": secure}
+        values["notify"] = NotifyConfig.from_env(environ)
         if profile := environ.get("APPROVALS_AGENT", "").strip():
             values["agent_profile"] = profile
         if proxies := environ.get("APPROVALS_TRUSTED_PROXIES", "").strip():

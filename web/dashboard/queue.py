@@ -150,7 +150,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         try:
             if last_id:
                 for missed in await feed.replay(last_id):
-                    await response.write(_sse(request, missed))
+                    await response.write(_sse(request, missed))  # b"" for what the queue does not show
             await response.write(b": connected\n\n")
             while not subscriber.dropped:
                 try:
@@ -168,8 +168,14 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# What takes a request off the queue; other audit entries (a reminder sent, say) change nothing shown.
+LEAVING = {"approved", "rejected", "expired", "cancelled", "withdrawn"}
+
+
 def _sse(request: web.Request, live: LiveEvent) -> bytes:
     event = live.event
+    if event.type != "created" and event.type not in LEAVING:
+        return b""
     data: dict[str, object] = {"id": event.request_id, "queue": event.queue, "type": event.type}
     if event.type == "created" and live.request is not None and live.request.pending:
         data["html"] = row_html(request, live.request)

@@ -1,0 +1,10 @@
+"""Notifications: request events sent to where reviewers are (webhooks today), with reminders and escalation.
+
+`Notifier` reads the audit stream in a consumer group and delivers at least once, with retries;
+`NotifyConfig` says where (environment variables, and a TOML file of per-queue rules).
+"""
+
+from .config import NotifyConfig, load_rules
+from .notifier import Notifier, sign
+
+__all__ = ["Notifier", "NotifyConfig", "load_rules", "sign"]

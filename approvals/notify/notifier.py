@@ -1,0 +1,357 @@
+"""The notifier: every request event, sent where the configuration says, at least once, off the agents' path.
+
+Three loops, each safe to run in any number of processes sharing one Redis:
+
+- **Reading**: the audit stream through the consumer group "notify". Each event becomes one delivery
+  per target, written to Redis (a hash, and its due time in a sorted set) before the event is
+  acknowledged; a process that dies before acknowledging has its events claimed by another, and the
+  deliveries it wrote are found again by id (the event id and the target), not made twice.
+- **Sending**: due deliveries are leased (their due time moved past a lease), sent, and then removed;
+  a failure is retried with exponential backoff up to `max_attempts`, then kept on the failures list
+  for the Ops page. A sender that dies mid-way loses nothing: the lease ends and another sends it.
+  Each delivery keeps one id for all its attempts (`X-Approvals-Delivery`), for receivers to dedupe.
+- **Timers**: reminders and escalations, scheduled when a request is created, fire once: whichever
+  process removes the timer from the sorted set fires it. A fired timer whose request is still
+  pending adds a `reminded` or `escalated` entry to the audit stream, which the reading loop then
+  sends like any other event, so the audit says who was reminded of what, and when.
+
+Nothing here runs in `request_approval`'s path: a slow or dead receiver delays only its own deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from ..errors import RequestNotFound
+from ..models import ApprovalRequest, AuditEvent
+from ..store import ApprovalStore
+from ..tasks import BackgroundTasks
+from .config import NotifyConfig, WebhookTarget
+
+log = logging.getLogger("approvals.notify")
+
+GROUP = "notify"
+# Audit entry types -> the events receivers see.
+EVENT_OF = {
+    "created": "created",
+    "approved": "decided",
+    "rejected": "decided",
+    "expired": "expired",
+    "cancelled": "cancelled",
+    "withdrawn": "cancelled",
+    "reminded": "reminder",
+    "escalated": "escalated",
+}
+FINAL = {"approved", "rejected", "expired", "cancelled", "withdrawn"}
+NOTIFY_ACTOR = "system:notify"
+
+# KEYS: delivery hash, due set. ARGV: id, due time, then the hash's field/value pairs.
+# Written once: an event read again (its first reader died before acknowledging) finds it there.
+ENQUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS: due set. ARGV: now, lease end, how many. The due deliveries, each leased until `lease end`.
+LEASE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+
+
+class Notifier:
+    """Reads request events and sends them to webhooks; see the module's docstring for how."""
+
+    def __init__(
+        self,
+        store: ApprovalStore,
+        reader: Redis,
+        config: NotifyConfig,
+        *,
+        consumer: str | None = None,
+        max_attempts: int = 8,
+        first_retry: float = 2.0,
+        max_retry: float = 600.0,
+        send_timeout: float = 10.0,
+        lease: float = 60.0,
+        poll: float = 0.5,
+        concurrency: int = 16,
+    ) -> None:
+        self.store = store
+        self._reader = reader  # a connection of its own: it blocks in XREADGROUP
+        self.config = config
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.max_attempts, self.first_retry, self.max_retry = max_attempts, first_retry, max_retry
+        self.send_timeout, self.lease, self.poll = send_timeout, lease, poll
+        self._sending = asyncio.Semaphore(concurrency)
+        self._due = asyncio.Event()  # set when this process enqueued something: send without waiting a poll
+        self._tasks = BackgroundTasks()
+        self._http: aiohttp.ClientSession | None = None
+        self._enqueue = store.redis.register_script(ENQUEUE)
+        self._lease = store.redis.register_script(LEASE)
+
+    async def start(self) -> None:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
+            await self.store.redis.xgroup_create(self.store.keys.events, GROUP, id="$", mkstream=True)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.send_timeout))
+        self._tasks.spawn(self._read_loop())
+        self._tasks.spawn(self._send_loop())
+        self._tasks.spawn(self._timer_loop())
+
+    async def aclose(self) -> None:
+        await self._tasks.aclose()
+        if self._http is not None:
+            await self._http.close()
+        await self._reader.aclose()
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        keys, backoff = self.store.keys, 0.1
+        pending_first = True  # on start, this consumer's own unacknowledged events (a restart), then new ones
+        while True:
+            try:
+                if pending_first:
+                    claimed = await self._reader.xautoclaim(
+                        keys.events,
+                        GROUP,
+                        self.consumer,
+                        min_idle_time=int(self.lease * 1000),
+                        start_id="0-0",
+                        count=100,
+                    )
+                    entries = claimed[1] if claimed else []
+                    pending_first = bool(entries)
+                    if not entries:
+                        continue
+                    replies = [(keys.events, entries)]
+                else:
+                    replies = await self._reader.xreadgroup(
+                        GROUP, self.consumer, {keys.events: ">"}, count=100, block=5000
+                    )
+                    if not replies:
+                        pending_first = True  # quiet: look for what dead consumers left behind
+                        continue
+                backoff = 0.1
+                for _, entries in replies:
+                    for event_id, fields in entries:
+                        if fields:  # a trimmed entry claimed back comes without fields
+                            await self.handle(AuditEvent.from_entry(event_id, fields))
+                        await self.store.redis.xack(keys.events, GROUP, event_id)
+            except (RedisError, OSError) as error:
+                log.warning(
+                    "approvals notify: lost Redis while reading events (%s); retrying in %.1f s", error, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def handle(self, event: AuditEvent) -> int:
+        """Schedule what `event` calls for; the number of deliveries it made (0 for one seen before)."""
+        kind = EVENT_OF.get(event.type)
+        if kind is None:
+            return 0
+        request = await self._request(event.request_id)
+        await self._schedule_timers(event, request)
+        made = 0
+        for target in self.config.targets(event.queue, kind):
+            delivery_id = hashlib.sha256(f"{event.event_id}|{target.key}".encode()).hexdigest()[:32]
+            body = json.dumps(self.payload(delivery_id, kind, event, request), separators=(",", ":"), default=str)
+            fields = {"target": json.dumps({"url": target.url}), "event": kind, "body": body, "attempts": "0"}
+            keys = [self.store.keys.notify_delivery(delivery_id), self.store.keys.notify_due]
+            args = [delivery_id, time.time(), *[x for pair in fields.items() for x in pair]]
+            made += int(await self._enqueue(keys=keys, args=args))
+        if made:
+            self._due.set()
+        return made
+
+    async def _request(self, request_id: str) -> ApprovalRequest | None:
+        try:
+            return await self.store.get(request_id)
+        except RequestNotFound:
+            return None
+
+    async def _schedule_timers(self, event: AuditEvent, request: ApprovalRequest | None) -> None:
+        timers = self.store.keys.notify_timers
+        if event.type in FINAL:
+            await self.store.redis.zrem(timers, f"remind:{event.request_id}", f"escalate:{event.request_id}")
+        if event.type != "created" or request is None:
+            return
+        rules = self.config.rules_for(event.queue)
+        due = {}
+        if rules.remind_after is not None:
+            due[f"remind:{event.request_id}"] = request.created_at + rules.remind_after
+        if rules.escalate_after is not None:
+            due[f"escalate:{event.request_id}"] = request.created_at + rules.escalate_after
+        if due:
+            await self.store.redis.zadd(timers, due, nx=True)
+
+    def payload(
+        self, delivery_id: str, kind: str, event: AuditEvent, request: ApprovalRequest | None
+    ) -> dict[str, Any]:
+        """The JSON a webhook receives."""
+        body: dict[str, Any] = {
+            "delivery_id": delivery_id,
+            "event": kind,
+            "type": event.type,
+            "at": event.at,
+            "actor": event.actor or None,
+            "reason": event.reason,
+            "request": {
+                "id": event.request_id,
+                "queue": event.queue,
+                "action": event.action,
+                "args": event.args,
+                "url": f"{self.config.public_url}/requests/{event.request_id}",
+            },
+        }
+        if event.edited_args is not None:
+            body["edited_args"] = event.edited_args
+        if request is not None:
+            body["request"] |= {
+                "status": request.status.value,
+                "agent_id": request.agent_id,
+                "run_id": request.run_id,
+                "requested_by": request.requested_by,
+                "created_at": request.created_at,
+                "expires_at": request.expires_at,
+                "context": request.context,
+            }
+        return body
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except (RedisError, OSError) as error:
+                log.warning("approvals notify: lost Redis while sending (%s)", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self.poll)
+            self._due.clear()
+
+    async def send_due(self) -> int:
+        """Lease the deliveries due now and send them; how many were tried."""
+        now = time.time()
+        ids = await self._lease(keys=[self.store.keys.notify_due], args=[now, now + self.lease, 100])
+        await asyncio.gather(*(self._send_one(delivery_id) for delivery_id in ids))
+        return len(ids)
+
+    async def _send_one(self, delivery_id: str) -> None:
+        keys, redis = self.store.keys, self.store.redis
+        fields: Mapping[str, str] = await redis.hgetall(keys.notify_delivery(delivery_id))
+        if not fields:  # sent by another process meanwhile
+            await redis.zrem(keys.notify_due, delivery_id)
+            return
+        target = WebhookTarget(json.loads(fields["target"])["url"], self.config.webhook_secret or "")
+        async with self._sending:
+            error = await self._post(target, delivery_id, fields["event"], fields["body"])
+        if error is None:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.notify_delivery(delivery_id))
+                pipe.zrem(keys.notify_due, delivery_id)
+                pipe.hincrby(keys.notify_counts, "webhook:delivered", 1)
+                await pipe.execute()
+            return
+        attempts = int(await redis.hincrby(keys.notify_delivery(delivery_id), "attempts", 1))
+        if attempts >= self.max_attempts:
+            failure = {"id": delivery_id, "url": target.url, "event": fields["event"], "error": error,
+                       "attempts": attempts, "at": time.time()}  # fmt: skip
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.notify_delivery(delivery_id))
+                pipe.zrem(keys.notify_due, delivery_id)
+                pipe.lpush(keys.notify_failures, json.dumps(failure))
+                pipe.ltrim(keys.notify_failures, 0, 99)
+                pipe.hincrby(keys.notify_counts, "webhook:failed", 1)
+                await pipe.execute()
+            log.warning("approvals notify: gave up on %s to %s after %d attempts: %s",
+                        fields["event"], target.url, attempts, error)  # fmt: skip
+            return
+        retry_in = min(self.max_retry, self.first_retry * 2 ** (attempts - 1))
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.notify_delivery(delivery_id), "last_error", error)
+            pipe.zadd(keys.notify_due, {delivery_id: time.time() + retry_in}, xx=True)
+            pipe.hincrby(keys.notify_counts, "webhook:retried", 1)
+            await pipe.execute()
+
+    async def _post(self, target: WebhookTarget, delivery_id: str, event: str, body: str) -> str | None:
+        """POST one delivery; None when the receiver took it (2xx), else what went wrong."""
+        assert self._http is not None
+        raw = body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Approvals-Event": event,
+            "X-Approvals-Delivery": delivery_id,
+            "X-Approvals-Signature": "sha256=" + sign(target.secret, raw),
+            "User-Agent": "approvals-notify/1",
+        }
+        try:
+            async with self._http.post(target.url, data=raw, headers=headers, allow_redirects=False) as response:
+                if 200 <= response.status < 300:
+                    return None
+                return f"HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+    # -- timers --------------------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while True:
+            try:
+                await self.fire_due_timers()
+            except (RedisError, OSError) as error:
+                log.warning("approvals notify: lost Redis while checking reminders (%s)", error)
+            await asyncio.sleep(self.poll)
+
+    async def fire_due_timers(self) -> int:
+        """Fire the reminders and escalations due now that this process wins; how many it fired."""
+        redis, keys = self.store.redis, self.store.keys
+        fired = 0
+        for member in await redis.zrangebyscore(keys.notify_timers, "-inf", time.time(), start=0, num=100):
+            if not await redis.zrem(keys.notify_timers, member):
+                continue  # another process fired it
+            kind, _, request_id = member.partition(":")
+            request = await self._request(request_id)
+            if request is None or not request.pending:
+                continue
+            waited = time.time() - request.created_at
+            entry = {
+                "type": "reminded" if kind == "remind" else "escalated",
+                "id": request.id,
+                "queue": request.queue,
+                "action": request.action,
+                "actor": NOTIFY_ACTOR,
+                "at": repr(time.time()),
+                "args": json.dumps(request.args, separators=(",", ":")),
+                "reason": f"still pending after {_minutes(waited)}",
+            }
+            await redis.xadd(keys.events, entry, maxlen=self.store.settings.events_maxlen, approximate=True)
+            fired += 1
+        return fired
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 of a webhook's raw body, as in `X-Approvals-Signature: sha256=<hex>`."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
