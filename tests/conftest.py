@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from approvals import ApprovalClient, Settings
 from tests.redis_server import RedisServer
+from tests.webhooks import Receiver, receivers
 
 FAST = {"expiry_sweep_interval": 0.05, "safety_sweep_interval": 30.0, "health_check_interval": 2.0}
 
@@ -113,3 +114,10 @@ async def client(make_client: ClientFactory) -> ApprovalClient:
 @pytest.fixture
 async def any_client(make_client: ClientFactory, any_settings: Settings) -> ApprovalClient:
     return await make_client(any_settings, requested_by="agent-1")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Callable[[str], Receiver]]:
+    """Webhook receivers on one loopback server: receiver("/a") is a receiver of its own (tests/webhooks.py)."""
+    async with receivers() as make:
+        yield make

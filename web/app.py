@@ -68,6 +68,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     if settings.notify.enabled:  # sends request events out (webhooks), reminds and escalates
         notifier = Notifier(client.store, pubsub_client(settings.approvals, role="notify"), settings.notify)
         await notifier.start()
+    app[appkeys.NOTIFIER] = notifier
     worker, worker_task = None, None
     if settings.approvals.embedded if settings.in_process_worker is None else settings.in_process_worker:
         worker = Worker(app[appkeys.RUNS], agents, app[appkeys.AGENT_FACTORY], feed=run_feed, name="in-process")

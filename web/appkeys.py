@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from approvals import ApprovalClient
+    from approvals.notify import Notifier
 
     from .access.users import User, UserStore
     from .dashboard.feed import AuditFeed
@@ -24,6 +25,7 @@ RUNS_CLIENT: web.AppKey[ApprovalClient] = web.AppKey("runs_client")  # the agent
 AGENT_FACTORY: web.AppKey[AgentFactory] = web.AppKey("agent_factory")
 RUNS: web.AppKey[RunStore] = web.AppKey("runs")
 RUN_FEED: web.AppKey[RunFeed] = web.AppKey("run_feed")
+NOTIFIER: web.AppKey[Notifier | None] = web.AppKey("notifier")  # None unless notifications are configured
 
 # Per request: who is asking (None when anonymous), the CSRF token of their session, how they signed in.
 PRINCIPAL: web.RequestKey[User | None] = web.RequestKey("principal")
@@ -35,6 +37,7 @@ __all__ = [
     "CLIENT",
     "CSRF",
     "FEED",
+    "NOTIFIER",
     "PRINCIPAL",
     "RUNS",
     "RUNS_CLIENT",

@@ -6,5 +6,6 @@
 
 from .config import NotifyConfig, load_rules
 from .notifier import Notifier, sign
+from .status import NotifyStatus, notify_status
 
-__all__ = ["Notifier", "NotifyConfig", "load_rules", "sign"]
+__all__ = ["Notifier", "NotifyConfig", "NotifyStatus", "load_rules", "notify_status", "sign"]

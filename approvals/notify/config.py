@@ -154,6 +154,19 @@ class NotifyConfig:
         secret = self.webhook_secret or ""
         return [WebhookTarget(url, secret) for url in dict.fromkeys(urls)]
 
+    def every_target(self) -> list[tuple[str, WebhookTarget]]:
+        """(where it is configured, target) for every target, once each: what `approvals notify test` tries."""
+        found: dict[str, tuple[str, WebhookTarget]] = {}
+        secret = self.webhook_secret or ""
+        if self.webhook_url:
+            found[self.webhook_url] = ("APPROVALS_WEBHOOK_URL", WebhookTarget(self.webhook_url, secret))
+        for queue, rules in self.rules.queues.items():
+            for url in rules.webhooks:
+                found.setdefault(url, (f"queue {queue}", WebhookTarget(url, secret)))
+            for url in rules.escalate_to.webhooks:
+                found.setdefault(url, (f"queue {queue}, escalations", WebhookTarget(url, secret)))
+        return list(found.values())
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:
         environ = os.environ if environ is None else environ

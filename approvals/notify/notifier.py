@@ -292,23 +292,8 @@ class Notifier:
             await pipe.execute()
 
     async def _post(self, target: WebhookTarget, delivery_id: str, event: str, body: str) -> str | None:
-        """POST one delivery; None when the receiver took it (2xx), else what went wrong."""
         assert self._http is not None
-        raw = body.encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Approvals-Event": event,
-            "X-Approvals-Delivery": delivery_id,
-            "X-Approvals-Signature": "sha256=" + sign(target.secret, raw),
-            "User-Agent": "approvals-notify/1",
-        }
-        try:
-            async with self._http.post(target.url, data=raw, headers=headers, allow_redirects=False) as response:
-                if 200 <= response.status < 300:
-                    return None
-                return f"HTTP {response.status}"
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return await post_webhook(self._http, target, delivery_id, event, body)
 
     # -- timers --------------------------------------------------------------------------------------
 
@@ -345,6 +330,25 @@ class Notifier:
             await redis.xadd(keys.events, entry, maxlen=self.store.settings.events_maxlen, approximate=True)
             fired += 1
         return fired
+
+
+async def post_webhook(
+    http: aiohttp.ClientSession, target: WebhookTarget, delivery_id: str, event: str, body: str
+) -> str | None:
+    """POST one delivery, signed; None when the receiver took it (2xx), else what went wrong."""
+    raw = body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Approvals-Event": event,
+        "X-Approvals-Delivery": delivery_id,
+        "X-Approvals-Signature": "sha256=" + sign(target.secret, raw),
+        "User-Agent": "approvals-notify/1",
+    }
+    try:
+        async with http.post(target.url, data=raw, headers=headers, allow_redirects=False) as response:
+            return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def sign(secret: str, body: bytes) -> str:

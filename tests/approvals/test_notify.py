@@ -4,16 +4,14 @@ one delivery id, giving up visibly, surviving a restart, and reminders and escal
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from redis.exceptions import ResponseError
 
 from approvals import ApprovalClient, InvalidSettings, Settings
@@ -21,68 +19,9 @@ from approvals.connections import pubsub_client
 from approvals.notify import Notifier, NotifyConfig, load_rules
 from approvals.notify.config import RulesFile
 from approvals.notify.notifier import GROUP
-from tests.redis_server import free_port
+from tests.webhooks import SECRET, Received, Receiver, verified
 
-SECRET = "s3cret-for-tests"
-
-
-@dataclass
-class Received:
-    event: str
-    delivery: str
-    signature: str
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.body)
-        return data
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: records every POST; answers with `statuses` in turn (then 200)."""
-
-    url: str
-    got: list[Received] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-    delay: float = 0.0
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        async with asyncio.timeout(timeout):
-            while len(self.got) < count:
-                await asyncio.sleep(0.02)
-        return self.got
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Callable[[str], Receiver]]:
-    """Receivers at paths of one local server: receiver("/a") is its own receiver."""
-    receivers: dict[str, Receiver] = {}
-    port = free_port()
-
-    async def handle(request: web.Request) -> web.Response:
-        me = receivers[request.path]
-        if me.delay:
-            await asyncio.sleep(me.delay)
-        me.got.append(Received(
-            request.headers["X-Approvals-Event"], request.headers["X-Approvals-Delivery"],
-            request.headers["X-Approvals-Signature"], await request.read(),
-        ))  # fmt: skip
-        return web.Response(status=me.statuses.pop(0) if me.statuses else 200)
-
-    app = web.Application()
-    app.router.add_post("/{path:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-
-    def make(path: str) -> Receiver:
-        receivers[path] = Receiver(f"http://127.0.0.1:{port}{path}")
-        return receivers[path]
-
-    yield make
-    await runner.cleanup()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 NotifierFactory = Callable[..., Awaitable[Notifier]]
@@ -106,12 +45,6 @@ async def notifier(client: ApprovalClient, settings: Settings) -> AsyncIterator[
 
 def webhook(url: str, rules: dict[str, Any] | None = None) -> NotifyConfig:
     return NotifyConfig(webhook_url=url, webhook_secret=SECRET, rules=RulesFile.model_validate(rules or {}))
-
-
-def verified(received: Received) -> bool:
-    """How a receiver checks a delivery (the README's example, in short)."""
-    expected = "sha256=" + hmac.new(SECRET.encode(), received.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received.signature)
 
 
 async def test_every_event_is_delivered_signed_with_the_request_and_a_link(
@@ -282,3 +215,34 @@ def test_rules_files_are_checked_with_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidSettings, match=r"missing\.toml"):
         NotifyConfig.from_env({"APPROVALS_NOTIFY_CONFIG": str(tmp_path / "missing.toml")})
     assert not NotifyConfig.from_env({}).enabled
+
+
+async def test_notify_test_tries_every_target_and_says_what_happened(
+    settings: Settings, receiver: Callable[[str], Receiver], tmp_path: Path
+) -> None:
+    good, bad = receiver("/good"), receiver("/bad")
+    bad.statuses = [500]
+    rules = tmp_path / "notify.toml"
+    rules.write_text(f'[queues.ops]\nwebhooks = ["{good.url}"]\nescalate_to = {{ webhooks = ["{bad.url}"] }}\n')
+    env = {
+        **os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix,
+        "APPROVALS_NOTIFY_CONFIG": str(rules), "APPROVALS_WEBHOOK_SECRET": SECRET,
+    }  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "notify", "test", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
+    assert process.returncode == 1, out
+    assert f"ok     webhook {good.url} (queue ops)" in out
+    assert f"FAILED webhook {bad.url} (queue ops, escalations): HTTP 500" in out
+    assert "1 of 2 targets took the test message" in out
+    [test] = good.got
+    assert test.event == "test" and verified(test) and test.json["event"] == "test"
+
+    missing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "notify", "test", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        env={k: v for k, v in env.items() if k not in ("APPROVALS_NOTIFY_CONFIG", "APPROVALS_WEBHOOK_SECRET")},
+    )  # fmt: skip
+    said = (await asyncio.wait_for(missing.communicate(), 30))[0].decode()
+    assert missing.returncode == 1 and "No notification target is configured" in said

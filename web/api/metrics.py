@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from approvals import ApprovalClient
 from approvals.heartbeat import ProcessInfo, live_processes
 from approvals.models import QueueStats
+from approvals.notify import NotifyStatus, notify_status
 from approvals.stats import DecisionStats, decision_stats
 
 from .. import appkeys
@@ -46,6 +47,7 @@ class Figures:
     stats: list[DecisionStats]
     processes: list[ProcessInfo]
     runs: dict[str, int]
+    notify: NotifyStatus
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -64,10 +66,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _read(client: ApprovalClient, runs: Any) -> Figures:
     store = client.store
-    queues, counts, reviewer_counts, stats, processes, run_counts = await asyncio.gather(
-        store.queue_stats(), store.counts(), store.reviewer_counts(), decision_stats(store), live_processes(store), runs
-    )
-    return Figures(queues, counts, reviewer_counts, stats, processes, run_counts)
+    queues, counts, reviewer_counts, stats, processes, run_counts, notify = await asyncio.gather(
+        store.queue_stats(), store.counts(), store.reviewer_counts(), decision_stats(store),
+        live_processes(store), runs, notify_status(store, failures=0),
+    )  # fmt: skip
+    return Figures(queues, counts, reviewer_counts, stats, processes, run_counts, notify)
 
 
 class _Scrape:
@@ -85,6 +88,7 @@ class _Scrape:
             yield from _endings(self.figures)
             yield _time_to_decision(self.figures.stats)
             yield from _processes_and_runs(self.figures)
+            yield from _notifications(self.figures.notify)
         yield from self.client.waiter.wake_latency.collect()
 
 
@@ -152,6 +156,19 @@ def _processes_and_runs(figures: Figures) -> Iterator[Metric]:
         if process.details:
             workers.add_metric([process.details["worker"]], process.details.get("runs", 0))
     yield from (waiting, runs, workers)
+
+
+def _notifications(notify: NotifyStatus) -> Iterator[Metric]:
+    deliveries = CounterMetricFamily(
+        "approvals_notify_deliveries",
+        "Notification deliveries by channel and outcome: delivered, retried (an attempt failed), failed (gave up).",
+        labels=["channel", "outcome"],
+    )
+    for (channel, outcome), count in sorted(notify.counts.items()):
+        deliveries.add_metric([channel, outcome], count)
+    pending = GaugeMetricFamily("approvals_notify_pending", "Notification deliveries not sent yet (due or retrying).")
+    pending.add_metric([], notify.pending)
+    yield from (deliveries, pending)
 
 
 async def healthz(request: web.Request) -> web.Response:

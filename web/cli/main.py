@@ -25,7 +25,7 @@ from ..runs.profiles import load_profile
 from ..runs.store import RunStore
 from ..runs.worker import Worker
 from ..settings import WebSettings
-from . import demo, integrations
+from . import demo, integrations, notify
 from .ops import add_commands
 
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(commands)
     integrations.add_commands(commands)
+    notify.add_commands(commands)
 
     worker = commands.add_parser("worker", help="run queued agent runs (any number of workers may share one Redis)")
     worker.add_argument("--concurrency", type=int, default=16, help="runs at once, as coroutines")

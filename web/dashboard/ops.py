@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from approvals.heartbeat import live_processes
+from approvals.notify import notify_status
 from approvals.stats import recent_stats
 
 from .. import appkeys
@@ -23,9 +24,10 @@ from ..http.render import render
 async def ops_page(request: web.Request) -> web.Response:
     require_user(request)
     store = store_of(request)
-    queues, (stats, reviewers), processes, runs = await asyncio.gather(
-        store.queue_stats(), recent_stats(store), live_processes(store), request.app[appkeys.RUNS].counts()
-    )
+    queues, (stats, reviewers), processes, runs, notify = await asyncio.gather(
+        store.queue_stats(), recent_stats(store), live_processes(store), request.app[appkeys.RUNS].counts(),
+        notify_status(store),
+    )  # fmt: skip
     return render(
         request,
         "ops.html",
@@ -39,6 +41,8 @@ async def ops_page(request: web.Request) -> web.Response:
             "redis": await redis_health(request),
             "settings": request.app[appkeys.SETTINGS].approvals,
             "subscribers": request.app[appkeys.FEED].subscribers,
+            "notify": notify,
+            "notify_config": request.app[appkeys.SETTINGS].notify,
         },
     )
 

@@ -1,0 +1,30 @@
+"""How notifications are going, for /metrics, the Ops page and `approvals status`: read from Redis."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import ApprovalStore
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyStatus:
+    counts: dict[tuple[str, str], int]  # (channel, delivered|retried|failed) -> count
+    pending: int  # deliveries not yet sent (waiting, retrying, or being sent)
+    failures: list[dict[str, Any]]  # the latest that gave up, newest first
+
+
+async def notify_status(store: ApprovalStore, failures: int = 20) -> NotifyStatus:
+    keys = store.keys
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.notify_counts)
+        pipe.zcard(keys.notify_due)
+        pipe.lrange(keys.notify_failures, 0, failures - 1)
+        counts, pending, failed = await pipe.execute()
+    by_channel = {}
+    for key, value in counts.items():
+        channel, _, outcome = key.rpartition(":")
+        by_channel[channel, outcome] = int(value)
+    return NotifyStatus(by_channel, int(pending), [json.loads(f) for f in failed])
