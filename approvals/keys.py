@@ -67,6 +67,19 @@ class Keys:
         return f"{self.prefix}notify:failures"
 
     @property
+    def link_key(self) -> str:
+        """String: the key that signs one-click decision links (made once, at random; never in the repo)."""
+        return f"{self.prefix}notify:link-key"
+
+    def link_used(self, nonce: str) -> str:
+        """String: set when a decision link is used, until it would have expired: each link works once."""
+        return f"{self.prefix}notify:link-used:{nonce}"
+
+    def user_email(self, email: str) -> str:
+        """String: the user name of the reviewer with this email address (lowercase)."""
+        return f"{self.prefix}user-email:{email.lower()}"
+
+    @property
     def notify_counts(self) -> str:
         """Hash: '<channel>:<delivered|retried|failed>' -> count, for /metrics."""
         return f"{self.prefix}notify:counts"

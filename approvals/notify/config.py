@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -58,16 +58,32 @@ def _http_url(value: str) -> str:
     return value
 
 
+_EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]")
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
 class Targets(BaseModel):
     """Where messages about a queue go."""
 
     model_config = ConfigDict(extra="forbid")
     webhooks: list[str] = Field(default_factory=list)
+    email: list[str] = Field(default_factory=list)
 
     @field_validator("webhooks")
     @classmethod
     def _urls(cls, urls: list[str]) -> list[str]:
         return [_http_url(url) for url in urls]
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        return [_email(address) for address in addresses]
 
 
 class QueueRules(Targets):
@@ -106,10 +122,62 @@ class RulesFile(BaseModel):
 class WebhookTarget:
     url: str
     secret: str
+    channel = "webhook"
 
     @property
     def key(self) -> str:
         return f"webhook:{self.url}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": "webhook", "url": self.url}
+
+
+@dataclass(frozen=True)
+class EmailTarget:
+    to: str
+    channel = "email"
+
+    @property
+    def key(self) -> str:
+        return f"email:{self.to.lower()}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": "email", "to": self.to}
+
+
+Target = WebhookTarget | EmailTarget
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where email goes: `smtp://[user:password@]host[:port][?starttls=require|off]`, or `smtps://` for TLS
+    from the first byte. Without `starttls`, STARTTLS is used when the server offers it."""
+
+    hostname: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = False
+    start_tls: bool | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpServer:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise InvalidSettings("APPROVALS_SMTP_URL", "use smtp://host:port or smtps://host:port")
+        query = dict(parse_qsl(parts.query))
+        start_tls = {"require": True, "off": False, None: None}.get(query.get("starttls"), "bad")
+        if start_tls == "bad":
+            raise InvalidSettings("APPROVALS_SMTP_URL", "starttls must be 'require' or 'off' (or left out)")
+        tls = parts.scheme == "smtps"
+        return cls(
+            parts.hostname,
+            parts.port or (465 if tls else 25),
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+            use_tls=tls,
+            start_tls=None if tls else start_tls,  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True)
@@ -119,12 +187,15 @@ class NotifyConfig:
     public_url: str = "http://127.0.0.1:8080"
     webhook_url: str | None = None  # every event of every queue
     webhook_secret: str | None = None
+    smtp: SmtpServer | None = None
+    email_from: str = "approvals@localhost"
+    notify_email: tuple[str, ...] = ()  # every event of every queue, by email
     rules: RulesFile = field(default_factory=RulesFile)
     source: str = "environment"  # where the rules came from, for messages
 
     @property
     def enabled(self) -> bool:
-        return bool(self.webhook_url or self.rules.queues)
+        return bool(self.webhook_url or self.rules.queues or self.notify_email)
 
     def rules_for(self, queue: str) -> QueueRules:
         """The queue's own rules, or the defaults' (with no targets of its own)."""
@@ -143,20 +214,26 @@ class NotifyConfig:
             updates["events"] = list(defaults.events)
         return found.model_copy(update=updates)
 
-    def targets(self, queue: str, event: str) -> list[WebhookTarget]:
+    def targets(self, queue: str, event: str) -> list[Target]:
         """Where one event of one queue goes (escalations also go to the queue's escalate_to)."""
         rules = self.rules_for(queue)
         urls: list[str] = [self.webhook_url] if self.webhook_url else []
+        addresses: list[str] = list(self.notify_email)
         if event in rules.events:
             urls += rules.webhooks
+            addresses += rules.email
         if event == "escalated":
             urls += rules.escalate_to.webhooks
+            addresses += rules.escalate_to.email
         secret = self.webhook_secret or ""
-        return [WebhookTarget(url, secret) for url in dict.fromkeys(urls)]
+        found: list[Target] = [WebhookTarget(url, secret) for url in dict.fromkeys(urls)]
+        return found + [EmailTarget(a) for a in dict.fromkeys(addresses)]
 
-    def every_target(self) -> list[tuple[str, WebhookTarget]]:
+    def every_target(self) -> list[tuple[str, Target]]:
         """(where it is configured, target) for every target, once each: what `approvals notify test` tries."""
-        found: dict[str, tuple[str, WebhookTarget]] = {}
+        found: dict[str, tuple[str, Target]] = {}
+        for address in self.notify_email:
+            found[address] = ("APPROVALS_NOTIFY_EMAIL", EmailTarget(address))
         secret = self.webhook_secret or ""
         if self.webhook_url:
             found[self.webhook_url] = ("APPROVALS_WEBHOOK_URL", WebhookTarget(self.webhook_url, secret))
@@ -165,6 +242,10 @@ class NotifyConfig:
                 found.setdefault(url, (f"queue {queue}", WebhookTarget(url, secret)))
             for url in rules.escalate_to.webhooks:
                 found.setdefault(url, (f"queue {queue}, escalations", WebhookTarget(url, secret)))
+            for address in rules.email:
+                found.setdefault(address, (f"queue {queue}", EmailTarget(address)))
+            for address in rules.escalate_to.email:
+                found.setdefault(address, (f"queue {queue}, escalations", EmailTarget(address)))
         return list(found.values())
 
     @classmethod
@@ -188,9 +269,24 @@ class NotifyConfig:
             raise InvalidSettings(
                 "APPROVALS_WEBHOOK_SECRET", "not set: webhooks are signed with it, so that receivers can trust them"
             )
+        try:
+            notify_email = tuple(
+                _email(a) for a in (environ.get("APPROVALS_NOTIFY_EMAIL") or "").split(",") if a.strip()
+            )
+            email_from = _email(environ.get("APPROVALS_EMAIL_FROM") or "approvals@localhost")
+        except ValueError as error:
+            raise InvalidSettings("APPROVALS_NOTIFY_EMAIL or APPROVALS_EMAIL_FROM", str(error)) from None
+        smtp_url = (environ.get("APPROVALS_SMTP_URL") or "").strip()
+        smtp = SmtpServer.parse(smtp_url) if smtp_url else None
+        has_email = notify_email or any(q.email or q.escalate_to.email for q in rules.queues.values())
+        if has_email and smtp is None:
+            raise InvalidSettings(
+                "APPROVALS_SMTP_URL", "not set, and email recipients are configured: where is the mail server?"
+            )
         return cls(
-            public_url=public.rstrip("/"), webhook_url=webhook, webhook_secret=secret, rules=rules, source=source
-        )
+            public_url=public.rstrip("/"), webhook_url=webhook, webhook_secret=secret, smtp=smtp,
+            email_from=email_from, notify_email=notify_email, rules=rules, source=source,
+        )  # fmt: skip
 
 
 def load_rules(path: Path) -> RulesFile:

@@ -40,7 +40,9 @@ from ..errors import RequestNotFound
 from ..models import ApprovalRequest, AuditEvent
 from ..store import ApprovalStore
 from ..tasks import BackgroundTasks
-from .config import NotifyConfig, WebhookTarget
+from . import email
+from .config import EmailTarget, NotifyConfig, Target, WebhookTarget
+from .links import link_key, make_link
 
 log = logging.getLogger("approvals.notify")
 
@@ -173,7 +175,7 @@ class Notifier:
         for target in self.config.targets(event.queue, kind):
             delivery_id = hashlib.sha256(f"{event.event_id}|{target.key}".encode()).hexdigest()[:32]
             body = json.dumps(self.payload(delivery_id, kind, event, request), separators=(",", ":"), default=str)
-            fields = {"target": json.dumps({"url": target.url}), "event": kind, "body": body, "attempts": "0"}
+            fields = {"target": json.dumps(target.to_json()), "event": kind, "body": body, "attempts": "0"}
             keys = [self.store.keys.notify_delivery(delivery_id), self.store.keys.notify_due]
             args = [delivery_id, time.time(), *[x for pair in fields.items() for x in pair]]
             made += int(await self._enqueue(keys=keys, args=args))
@@ -260,36 +262,65 @@ class Notifier:
         if not fields:  # sent by another process meanwhile
             await redis.zrem(keys.notify_due, delivery_id)
             return
-        target = WebhookTarget(json.loads(fields["target"])["url"], self.config.webhook_secret or "")
+        described = json.loads(fields["target"])
+        target: Target = (
+            EmailTarget(described["to"]) if described.get("kind") == "email"
+            else WebhookTarget(described["url"], self.config.webhook_secret or "")
+        )  # fmt: skip
         async with self._sending:
-            error = await self._post(target, delivery_id, fields["event"], fields["body"])
+            if isinstance(target, EmailTarget):
+                error = await self._email(target, json.loads(fields["body"]))
+            else:
+                error = await self._post(target, delivery_id, fields["event"], fields["body"])
+        channel = target.channel
         if error is None:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
                 pipe.zrem(keys.notify_due, delivery_id)
-                pipe.hincrby(keys.notify_counts, "webhook:delivered", 1)
+                pipe.hincrby(keys.notify_counts, f"{channel}:delivered", 1)
                 await pipe.execute()
             return
         attempts = int(await redis.hincrby(keys.notify_delivery(delivery_id), "attempts", 1))
+        where = target.to if isinstance(target, EmailTarget) else target.url
         if attempts >= self.max_attempts:
-            failure = {"id": delivery_id, "url": target.url, "event": fields["event"], "error": error,
+            failure = {"id": delivery_id, "channel": channel, "url": where, "event": fields["event"], "error": error,
                        "attempts": attempts, "at": time.time()}  # fmt: skip
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
                 pipe.zrem(keys.notify_due, delivery_id)
                 pipe.lpush(keys.notify_failures, json.dumps(failure))
                 pipe.ltrim(keys.notify_failures, 0, 99)
-                pipe.hincrby(keys.notify_counts, "webhook:failed", 1)
+                pipe.hincrby(keys.notify_counts, f"{channel}:failed", 1)
                 await pipe.execute()
             log.warning("approvals notify: gave up on %s to %s after %d attempts: %s",
-                        fields["event"], target.url, attempts, error)  # fmt: skip
+                        fields["event"], where, attempts, error)  # fmt: skip
             return
         retry_in = min(self.max_retry, self.first_retry * 2 ** (attempts - 1))
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.notify_delivery(delivery_id), "last_error", error)
             pipe.zadd(keys.notify_due, {delivery_id: time.time() + retry_in}, xx=True)
-            pipe.hincrby(keys.notify_counts, "webhook:retried", 1)
+            pipe.hincrby(keys.notify_counts, f"{channel}:retried", 1)
             await pipe.execute()
+
+    async def _email(self, target: EmailTarget, payload: dict[str, Any]) -> str | None:
+        if self.config.smtp is None:
+            return "no mail server is configured (APPROVALS_SMTP_URL)"
+        message = email.render(self.config, target.to, payload, await self._links(target, payload))
+        return await email.send(self.config.smtp, message, self.send_timeout)
+
+    async def _links(self, target: EmailTarget, payload: dict[str, Any]) -> dict[str, str] | None:
+        """Decision links for this recipient, while the request can still be decided (checked as sent)."""
+        if payload["event"] not in ("created", "reminder", "escalated"):
+            return None
+        request = await self._request(payload["request"]["id"])
+        if request is None or not request.pending or request.expires_at <= time.time():
+            return None
+        key = await link_key(self.store)
+        base = f"{self.config.public_url}/links/"
+        return {
+            outcome: base + make_link(key, request.id, outcome, target.to, request.args, request.expires_at)
+            for outcome in ("approve", "reject")
+        }
 
     async def _post(self, target: WebhookTarget, delivery_id: str, event: str, body: str) -> str | None:
         assert self._http is not None

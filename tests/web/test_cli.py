@@ -43,11 +43,21 @@ def test_users_and_tokens(settings: Settings) -> None:
         "reviewer",
         "--queues",
         "email,ops",
+        "--email",
+        "Rita@Example.com",
         "--password-stdin",
         stdin="long enough pw\n",
     )
     assert added.returncode == 0, added.stderr
-    assert "rita (reviewer, queues: email, ops)" in added.stdout
+    assert "rita (reviewer, queues: email, ops, email: Rita@Example.com)" in added.stdout
+    taken = run(
+        settings, "users", "add", "rita2", "--email", "rita@example.com", "--password-stdin", stdin="long enough pw\n"
+    )
+    assert taken.returncode == 1 and "another user's address" in taken.stderr
+    bad = run(
+        settings, "users", "add", "rita3", "--email", "not-an-address", "--password-stdin", stdin="long enough pw\n"
+    )
+    assert bad.returncode == 1 and "is not an email address" in bad.stderr
     again = run(settings, "users", "add", "rita", "--password-stdin", stdin="long enough pw\n")
     assert again.returncode == 1
     assert "already exists" in again.stderr
@@ -60,7 +70,7 @@ def test_users_and_tokens(settings: Settings) -> None:
     short = run(settings, "users", "add", "sam", "--password-stdin", stdin="short\n")
     assert short.returncode == 1
     assert "at least 8" in short.stderr
-    assert run(settings, "users", "list").stdout == "rita\treviewer\temail,ops\n"
+    assert run(settings, "users", "list").stdout == "rita\treviewer\temail,ops\tRita@Example.com\n"
 
     created = run(settings, "tokens", "create", "rita", "--label", "ci")
     token = created.stdout.strip()

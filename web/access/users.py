@@ -52,6 +52,7 @@ class User:
     role: Role
     queues: tuple[str, ...]  # queues a reviewer may decide in; ("*",) for all
     generation: str = ""  # when this user was created: tokens and sessions of an earlier one are void
+    email: str | None = None  # where notifications with decision links go
 
     def can_decide(self, queue: str) -> bool:
         if self.role is Role.ADMIN:
@@ -96,6 +97,16 @@ def check_name(name: object, field: str = "name") -> str:
     return name
 
 
+EMAIL_RE = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]")
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 254 or not EMAIL_RE.fullmatch(email):
+        raise InvalidRequest("email", f"{email[:80]!r} is not an email address")
+    return email
+
+
 class UserStore:
     def __init__(self, store: ApprovalStore) -> None:
         self.redis = store.redis
@@ -103,25 +114,41 @@ class UserStore:
 
     # -- users -----------------------------------------------------------------------------------
 
-    async def add(self, name: str, password: str, role: Role, queues: tuple[str, ...] = ("*",)) -> User:
+    async def add(
+        self, name: str, password: str, role: Role, queues: tuple[str, ...] = ("*",), email: str | None = None
+    ) -> User:
         check_name(name)
         if len(password) < MIN_PASSWORD:
             raise InvalidRequest("password", f"must be at least {MIN_PASSWORD} characters")
+        if email is not None:
+            email = check_email(email)
         hashed = await asyncio.to_thread(hash_password, password)
         generation = repr(time.time())
         fields = {"password": hashed, "role": role.value, "queues": json.dumps(list(queues)), "created_at": generation}
+        if email is not None:
+            fields["email"] = email
+            if not await self.redis.set(self.keys.user_email(email), name, nx=True):
+                raise InvalidRequest("email", f"{email} is another user's address")
         if not await self.redis.hsetnx(self.keys.user(name), "role", role.value):
+            if email is not None:
+                await self.redis.delete(self.keys.user_email(email))
             raise UserExists(name)
         await self.redis.hset(self.keys.user(name), mapping=fields)
         await self.redis.sadd(self.keys.users, name)
-        return User(name, role, queues, generation)
+        return User(name, role, queues, generation, email)
 
     async def get(self, name: str) -> User | None:
         fields = await self.redis.hgetall(self.keys.user(name))
         if not fields:
             return None
         queues = tuple(json.loads(fields.get("queues", '["*"]')))
-        return User(name, Role(fields["role"]), queues, fields.get("created_at", ""))
+        return User(name, Role(fields["role"]), queues, fields.get("created_at", ""), fields.get("email") or None)
+
+    async def by_email(self, email: str) -> User | None:
+        """The user whose address this is (any case), if any."""
+        name = await self.redis.get(self.keys.user_email(email))
+        user = await self.get(name) if name else None
+        return user if user is not None and (user.email or "").lower() == email.lower() else None
 
     async def _current(self, name: str, generation: str) -> User | None:
         """The user, if it is still the one a token or session was made for (not removed and re-added)."""
@@ -134,8 +161,11 @@ class UserStore:
         return [u for u in users if u is not None]
 
     async def remove(self, name: str) -> None:
+        email = await self.redis.hget(self.keys.user(name), "email")
         if not await self.redis.delete(self.keys.user(name)):
             raise UnknownUser(name)
+        if email:
+            await self.redis.delete(self.keys.user_email(email))
         await self.redis.srem(self.keys.users, name)
 
     async def authenticate(self, name: str, password: str) -> User | None:

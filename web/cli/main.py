@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.REVIEWER.value)
     add.add_argument("--queues", default="*", help="comma-separated queues a reviewer may decide in (default: all)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--email", help="the reviewer's address: notifications with one-click decision links go there")
     add.set_defaults(run=lambda a: _with_users(_add_user, a))
     users.add_parser("list", help="list users").set_defaults(run=lambda a: _with_users(_list_users, a))
     remove = users.add_parser("remove", help="remove a user")
@@ -182,17 +183,18 @@ async def _add_user(users: UserStore, args: argparse.Namespace) -> int:
         for queue in queues:
             queue_name(queue, "--queues")
     try:
-        user = await users.add(args.name, password, Role(args.role), queues)
+        user = await users.add(args.name, password, Role(args.role), queues, email=args.email)
     except UserExists as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"added {user.name} ({user.role.value}, queues: {', '.join(user.queues)})")
+    email = f", email: {user.email}" if user.email else ""
+    print(f"added {user.name} ({user.role.value}, queues: {', '.join(user.queues)}{email})")
     return 0
 
 
 async def _list_users(users: UserStore, args: Any) -> int:
     for user in await users.all():
-        print(f"{user.name}\t{user.role.value}\t{','.join(user.queues)}")
+        print(f"{user.name}\t{user.role.value}\t{','.join(user.queues)}\t{user.email or '-'}")
     return 0
 
 

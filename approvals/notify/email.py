@@ -1,0 +1,93 @@
+"""Emails about requests: what is asked, with what, by whom, until when, and one-click decision links.
+
+Sent with aiosmtplib. Each recipient gets a message of their own: its decision links are bound to them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import aiosmtplib
+
+from .config import NotifyConfig, SmtpServer
+
+SUBJECTS = {
+    "created": "{action} in {queue} waits for your approval",
+    "reminder": "Reminder: {action} in {queue} still waits for a decision",
+    "escalated": "Escalated: {action} in {queue} still waits for a decision",
+    "decided": "{action} in {queue} was {outcome}",
+    "expired": "{action} in {queue} expired undecided",
+    "cancelled": "{action} in {queue} was cancelled",
+}
+
+
+def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[str, str] | None) -> EmailMessage:
+    """The message for one recipient. `links` (approve/reject URLs) only while the request can be decided."""
+    request = payload["request"]
+    event = payload["event"]
+    outcome = {"approved": "approved", "rejected": "rejected"}.get(payload.get("type", ""), "decided")
+    subject = SUBJECTS.get(event, "{action} in {queue}").format(action=request["action"], queue=request["queue"],
+                                                                outcome=outcome)  # fmt: skip
+    args = json.dumps(request.get("args", {}), indent=2, ensure_ascii=False, default=str)
+    context = request.get("context") or {}
+    facts = [
+        ("Action", request["action"]),
+        ("Queue", request["queue"]),
+        ("Agent", request.get("agent_id") or request.get("requested_by") or "-"),
+        ("Task", context.get("task") if isinstance(context, dict) else None),
+        ("Run", request.get("run_id")),
+        ("Decide by", _when(request.get("expires_at")) if event in ("created", "reminder", "escalated") else None),
+        ("By", payload.get("actor") if event not in ("created",) else None),
+        ("Reason", payload.get("reason")),
+    ]
+    facts = [(k, str(v)) for k, v in facts if v]
+    text = [subject, ""] + [f"{k}: {v}" for k, v in facts] + ["", "Arguments:", args, ""]
+    if links:
+        text += [f"Approve: {links['approve']}", f"Reject (you will be asked why): {links['reject']}", ""]
+        text += ["Each link works once, only for you, and only while the request waits with these arguments."]
+    text += [f"The request on the dashboard: {request['url']}"]
+    rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
+    buttons = ""
+    if links:
+        buttons = (
+            f"<p><a href='{html.escape(links['approve'])}' style='background:#177245;color:#fff;padding:8px 14px;"
+            f"text-decoration:none;border-radius:6px'>Approve</a> &nbsp; <a href='{html.escape(links['reject'])}' "
+            "style='background:#b3261e;color:#fff;padding:8px 14px;text-decoration:none;border-radius:6px'>Reject</a>"
+            "</p><p style='color:#555;font-size:12px'>Each link works once, only for you, and only while the request "
+            "waits with these arguments. You will be asked to confirm.</p>"
+        )
+    body = (
+        f"<h2 style='font-family:sans-serif'>{html.escape(subject)}</h2><table>{rows}</table>"
+        f"<h3>Arguments</h3><pre>{html.escape(args)}</pre>{buttons}"
+        f"<p><a href='{html.escape(request['url'])}'>Open the request on the dashboard</a></p>"
+    )
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = config.email_from, to, f"[approvals] {subject}"
+    message["Date"], message["Message-ID"] = formatdate(localtime=False), make_msgid(domain="approvals")
+    message["X-Approvals-Delivery"] = payload["delivery_id"]
+    message.set_content("\n".join(text))
+    message.add_alternative(f"<html><body style='font-family:sans-serif'>{body}</body></html>", subtype="html")
+    return message
+
+
+async def send(smtp: SmtpServer, message: EmailMessage, timeout: float) -> str | None:
+    """Send one message; None when the server took it, else what went wrong."""
+    try:
+        await aiosmtplib.send(
+            message, hostname=smtp.hostname, port=smtp.port, username=smtp.username, password=smtp.password,
+            use_tls=smtp.use_tls, start_tls=smtp.start_tls, timeout=timeout,
+        )  # fmt: skip
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _when(at: Any) -> str | None:
+    if not isinstance(at, (int, float)):
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
