@@ -162,11 +162,16 @@ class HumanApprovalTool(Tool):
 
     async def forward(self, action: str) -> str:
         decision = await self._asks.ask(action, {"action": action}, args_schema(self))
-        if not decision.approved:
-            return f"rejected: {decision.reason or decision.status.value}"
-        if decision.edited:
-            return f"approved with changes: {decision.args.get('action', action)}"
-        return f"approved: {action}"
+        return said_to_model(decision, action)
+
+
+def said_to_model(decision: Decision, action: str) -> str:
+    """What an agent that asked in its own words reads back (every framework's HumanApprovalTool)."""
+    if not decision.approved:
+        return f"rejected: {decision.reason or decision.status.value}"
+    if decision.edited:
+        return f"approved with changes: {decision.args.get('action', action)}"
+    return f"approved: {action}"
 
 
 class _ApprovalRequired(Tool):

@@ -41,7 +41,8 @@ from agent_runtime.concurrency import background, run_coroutine_sync
 from ..client import ApprovalClient
 from ..errors import ClientClosed
 from ..models import Decision
-from ..tool import close_default_client, default_client, inputs_schema
+from ..tool import HumanApprovalTool as RuntimeApprovalTool
+from ..tool import close_default_client, default_client, inputs_schema, said_to_model
 from . import require
 
 smolagents = require("smolagents", "smolagents")
@@ -235,15 +236,9 @@ class _Asks:
 class HumanApprovalTool(Tool):
     """Ask a human to approve an action before the agent does it (a smolagents tool)."""
 
-    name = "human_approval"
-    description = (
-        "Ask a human reviewer to approve an action before you take it. Describe the exact action. "
-        "Returns 'approved: <action>', 'approved with changes: <action as edited>' (do the edited action), "
-        "or 'rejected: <reason>' (do not take the action)."
-    )
-    inputs: ClassVar[dict[str, dict[str, Any]]] = {
-        "action": {"type": "string", "description": "The exact action you want to take, with its details"}
-    }
+    name = RuntimeApprovalTool.name
+    description = RuntimeApprovalTool.description  # the same words the model reads in agent_runtime
+    inputs: ClassVar[dict[str, dict[str, Any]]] = RuntimeApprovalTool.inputs
     output_type = "string"
 
     def __init__(
@@ -253,12 +248,7 @@ class HumanApprovalTool(Tool):
         self._asks = _Asks(client, queue, timeout)
 
     def forward(self, action: str) -> str:
-        decision = self._asks.ask(action, {"action": action}, inputs_schema(self.inputs))
-        if not decision.approved:
-            return f"rejected: {decision.reason or decision.status.value}"
-        if decision.edited:
-            return f"approved with changes: {decision.args.get('action', action)}"
-        return f"approved: {action}"
+        return said_to_model(self._asks.ask(action, {"action": action}, inputs_schema(self.inputs)), action)
 
 
 class ApprovalRejected(Exception):

@@ -166,9 +166,10 @@ class SmtpServer:
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise InvalidSettings("APPROVALS_SMTP_URL", "use smtp://host:port or smtps://host:port")
         query = dict(parse_qsl(parts.query))
-        start_tls = {"require": True, "off": False, None: None}.get(query.get("starttls"), "bad")
-        if start_tls == "bad":
+        choice = query.get("starttls")
+        if choice not in (None, "require", "off"):
             raise InvalidSettings("APPROVALS_SMTP_URL", "starttls must be 'require' or 'off' (or left out)")
+        start_tls = None if choice is None else choice == "require"
         tls = parts.scheme == "smtps"
         return cls(
             parts.hostname,
@@ -176,7 +177,7 @@ class SmtpServer:
             unquote(parts.username) if parts.username else None,
             unquote(parts.password) if parts.password else None,
             use_tls=tls,
-            start_tls=None if tls else start_tls,  # type: ignore[arg-type]
+            start_tls=None if tls else start_tls,
         )
 
 
