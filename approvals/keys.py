@@ -75,6 +75,15 @@ class Keys:
         """String: set when a decision link is used, until it would have expired: each link works once."""
         return f"{self.prefix}notify:link-used:{nonce}"
 
+    def slack_messages(self, request_id: str) -> str:
+        """Hash: configured channel -> the Slack message about a request there ({"channel", "ts"} JSON), so
+        later events update it; expires with the request."""
+        return f"{self.prefix}notify:slack:{request_id}"
+
+    def slack_seen(self, signature: str) -> str:
+        """String with a TTL: a Slack payload's signature, set when it is first handled: a replay is refused."""
+        return f"{self.prefix}notify:slack-seen:{signature}"
+
     def user_email(self, email: str) -> str:
         """String: the user name of the reviewer with this email address (lowercase)."""
         return f"{self.prefix}user-email:{email.lower()}"

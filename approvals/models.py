@@ -167,7 +167,7 @@ class AuditEvent:
     """One entry of the audit stream: who did what to which request, when, with which arguments."""
 
     event_id: str  # the stream entry id, usable as a cursor
-    type: str  # created, approved, rejected, expired, cancelled, withdrawn
+    type: str  # created, approved, rejected, expired, cancelled, withdrawn; reminded, escalated, refused
     request_id: str
     queue: str
     action: str

@@ -279,6 +279,26 @@ class ApprovalStore:
                 raise result
         return expired
 
+    async def record_refused(
+        self, request_id: str, *, by: str, reason: str, request: ApprovalRequest | None = None
+    ) -> None:
+        """Note in the audit that someone tried to decide `request_id` and was refused (nothing else changes).
+
+        For attempts from outside the dashboard (an email link, a Slack button): a forged, replayed or
+        expired link, or a person who may not decide, leaves a trace of what was tried and why it failed.
+        """
+        entry = {
+            "type": "refused",
+            "id": request_id[:64],
+            "queue": request.queue if request is not None else "-",
+            "action": request.action if request is not None else "-",
+            "actor": by[:200],
+            "at": repr(time.time()),
+            "args": json.dumps(request.args if request is not None else {}, separators=(",", ":")),
+            "reason": reason[:500],
+        }
+        await self.redis.xadd(self.keys.events, entry, maxlen=self.settings.events_maxlen, approximate=True)
+
     async def record_outcome(self, request_id: str, outcome: Any) -> bool:
         """Note what the approved action returned, once: False if an outcome was noted already."""
         text = check.result_json(outcome)

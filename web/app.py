@@ -22,6 +22,7 @@ from .dashboard import bulk, history, ops, queue, request
 from .dashboard import runs as runs_pages
 from .dashboard.feed import AuditFeed
 from .http.render import error_middleware, security_headers, setup_templates
+from .notify import links, slack
 from .runs.feed import RunFeed
 from .runs.profiles import load_profile
 from .runs.store import RunStore
@@ -41,6 +42,7 @@ def create_app(settings: WebSettings | None = None) -> web.Application:
     setup_templates(app)
     setup_routes(app)
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(slack.slack_client)
     app.on_shutdown.append(end_streams)
     return app
 
@@ -66,7 +68,9 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.RUNS_CLIENT], app[appkeys.RUNS], app[appkeys.RUN_FEED] = agents, RunStore(client.store), run_feed
     notifier = None
     if settings.notify.enabled:  # sends request events out (webhooks), reminds and escalates
-        notifier = Notifier(client.store, pubsub_client(settings.approvals, role="notify"), settings.notify)
+        reader = pubsub_client(settings.approvals, role="notify")
+        may_decide = links.may_decide_by_email(app[appkeys.USERS])
+        notifier = Notifier(client.store, reader, settings.notify, may_decide=may_decide)
         await notifier.start()
     app[appkeys.NOTIFIER] = notifier
     worker, worker_task = None, None
@@ -102,6 +106,9 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/login", login.login_page)
     router.add_post("/login", login.login)
     router.add_post("/logout", login.logout)
+    router.add_get("/links/{token}", links.link_page)  # decision links from emails
+    router.add_post("/links/{token}", links.use_link)
+    router.add_post("/slack/actions", slack.actions)  # Slack's interactivity Request URL: the buttons
     router.add_get("/runs", runs_pages.runs_page)
     router.add_post("/runs", runs_pages.start_run_form)
     router.add_get("/runs/events", runs_pages.runs_list_events)

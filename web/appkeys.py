@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from .access.users import User, UserStore
     from .dashboard.feed import AuditFeed
+    from .notify.slack import Slack
     from .runs.feed import RunFeed
     from .runs.profiles import AgentFactory
     from .runs.store import RunStore
@@ -26,6 +27,7 @@ AGENT_FACTORY: web.AppKey[AgentFactory] = web.AppKey("agent_factory")
 RUNS: web.AppKey[RunStore] = web.AppKey("runs")
 RUN_FEED: web.AppKey[RunFeed] = web.AppKey("run_feed")
 NOTIFIER: web.AppKey[Notifier | None] = web.AppKey("notifier")  # None unless notifications are configured
+SLACK: web.AppKey[Slack | None] = web.AppKey("slack")  # None unless Slack is configured
 
 # Per request: who is asking (None when anonymous), the CSRF token of their session, how they signed in.
 PRINCIPAL: web.RequestKey[User | None] = web.RequestKey("principal")
@@ -43,6 +45,7 @@ __all__ = [
     "RUNS_CLIENT",
     "RUN_FEED",
     "SETTINGS",
+    "SLACK",
     "USERS",
     "VIA_SESSION",
     "User",

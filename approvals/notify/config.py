@@ -4,6 +4,12 @@
     APPROVALS_WEBHOOK_URL=https://hooks.example.com/a       # every event of every queue, signed with
     APPROVALS_WEBHOOK_SECRET=...                            # HMAC-SHA256 of the raw body
     APPROVALS_NOTIFY_CONFIG=/etc/approvals/notify.toml      # per-queue routing, reminders, escalation
+    APPROVALS_SMTP_URL=smtp://user:pw@mail.example.com:587  # email (?starttls=require|off; smtps://)
+    APPROVALS_EMAIL_FROM=approvals@example.com
+    APPROVALS_NOTIFY_EMAIL=oncall@example.com               # every event of every queue, by email
+    SLACK_BOT_TOKEN=xoxb-...                                # Slack messages with Approve / Reject buttons,
+    SLACK_SIGNING_SECRET=...                                # whose clicks are verified with this secret,
+    APPROVALS_SLACK_CHANNEL=#approvals                      # in this channel unless a queue names its own
 
     # notify.toml
     [defaults]
@@ -12,10 +18,15 @@
 
     [queues.payments]
     webhooks = ["https://hooks.example.com/payments"]
+    email = ["erin@example.com"]
     events = ["created", "reminder", "escalated", "decided", "expired", "cancelled"]
     remind_after = "15m"
     escalate_after = "1h"
-    escalate_to = { webhooks = ["https://hooks.example.com/cfo"] }
+    escalate_to = { webhooks = ["https://hooks.example.com/cfo"], slack_channel = "#finance-leads" }
+    slack_channel = "#payments"
+
+    [slack.users]                   # Slack user id -> reviewer; others are matched by confirmed email
+    U012ABC = "alice"
 
 Every mistake is reported at start, with the file, the queue and the field.
 """
@@ -61,6 +72,18 @@ def _http_url(value: str) -> str:
 _EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]")
 
 
+_SLACK_CHANNEL = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,31}")
+_REVIEWER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # as web.access.users.NAME_RE
+
+
+def _slack_channel(value: str) -> str:
+    value = value.strip()
+    if not _SLACK_CHANNEL.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack channel (a name such as '#payments', or an id such as C0123ABC)")
+    return value
+
+
 def _email(value: str) -> str:
     value = value.strip()
     if len(value) > 254 or not _EMAIL.fullmatch(value):
@@ -74,6 +97,7 @@ class Targets(BaseModel):
     model_config = ConfigDict(extra="forbid")
     webhooks: list[str] = Field(default_factory=list)
     email: list[str] = Field(default_factory=list)
+    slack_channel: str | None = None
 
     @field_validator("webhooks")
     @classmethod
@@ -84,6 +108,11 @@ class Targets(BaseModel):
     @classmethod
     def _addresses(cls, addresses: list[str]) -> list[str]:
         return [_email(address) for address in addresses]
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _channel(cls, channel: str | None) -> str | None:
+        return None if channel is None else _slack_channel(channel)
 
 
 class QueueRules(Targets):
@@ -112,10 +141,28 @@ class Defaults(BaseModel):
         return None if value is None else duration(value)
 
 
+class SlackRules(BaseModel):
+    """Who is who: Slack user ids mapped to reviewers, ahead of matching by confirmed email."""
+
+    model_config = ConfigDict(extra="forbid")
+    users: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, users: dict[str, str]) -> dict[str, str]:
+        for slack_id, name in users.items():
+            if not _SLACK_USER.fullmatch(slack_id):
+                raise ValueError(f"{slack_id!r} is not a Slack user id (such as U012ABC; see the member's profile)")
+            if not _REVIEWER.fullmatch(name):
+                raise ValueError(f"{name!r} (for {slack_id}) is not a user name of the dashboard")
+        return users
+
+
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     defaults: Defaults = Field(default_factory=Defaults)
     queues: dict[str, QueueRules] = Field(default_factory=dict)
+    slack: SlackRules = Field(default_factory=SlackRules)
 
 
 @dataclass(frozen=True)
@@ -145,7 +192,20 @@ class EmailTarget:
         return {"kind": "email", "to": self.to}
 
 
-Target = WebhookTarget | EmailTarget
+@dataclass(frozen=True)
+class SlackTarget:
+    channel_name: str  # as configured: '#payments' or an id
+    channel = "slack"
+
+    @property
+    def key(self) -> str:
+        return f"slack:{self.channel_name}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": "slack", "channel": self.channel_name}
+
+
+Target = WebhookTarget | EmailTarget | SlackTarget
 
 
 @dataclass(frozen=True)
@@ -193,10 +253,18 @@ class NotifyConfig:
     notify_email: tuple[str, ...] = ()  # every event of every queue, by email
     rules: RulesFile = field(default_factory=RulesFile)
     source: str = "environment"  # where the rules came from, for messages
+    slack_token: str | None = None  # the bot's token (xoxb-...)
+    slack_signing_secret: str | None = None  # verifies that button clicks come from Slack
+    slack_channel: str | None = None  # every queue's channel, unless the queue names its own
+    slack_api_url: str = "https://slack.com/api/"  # SLACK_API_URL: tests point it at a stand-in
 
     @property
     def enabled(self) -> bool:
-        return bool(self.webhook_url or self.rules.queues or self.notify_email)
+        return bool(self.webhook_url or self.rules.queues or self.notify_email or self.slack_token)
+
+    @property
+    def slack_users(self) -> dict[str, str]:
+        return self.rules.slack.users
 
     def rules_for(self, queue: str) -> QueueRules:
         """The queue's own rules, or the defaults' (with no targets of its own)."""
@@ -228,7 +296,18 @@ class NotifyConfig:
             addresses += rules.escalate_to.email
         secret = self.webhook_secret or ""
         found: list[Target] = [WebhookTarget(url, secret) for url in dict.fromkeys(urls)]
-        return found + [EmailTarget(a) for a in dict.fromkeys(addresses)]
+        found += [EmailTarget(a) for a in dict.fromkeys(addresses)]
+        return found + [SlackTarget(c) for c in self._slack_channels(rules, event)]
+
+    def _slack_channels(self, rules: QueueRules, event: str) -> list[str]:
+        if not self.slack_token:
+            return []
+        channels = []
+        if event in rules.events and (rules.slack_channel or self.slack_channel):
+            channels.append(rules.slack_channel or self.slack_channel or "")
+        if event == "escalated" and rules.escalate_to.slack_channel:
+            channels.append(rules.escalate_to.slack_channel)
+        return list(dict.fromkeys(channels))
 
     def every_target(self) -> list[tuple[str, Target]]:
         """(where it is configured, target) for every target, once each: what `approvals notify test` tries."""
@@ -247,7 +326,17 @@ class NotifyConfig:
                 found.setdefault(address, (f"queue {queue}", EmailTarget(address)))
             for address in rules.escalate_to.email:
                 found.setdefault(address, (f"queue {queue}, escalations", EmailTarget(address)))
+        if self.slack_token:
+            for where, channel in self._every_slack_channel():
+                found.setdefault(f"slack:{channel}", (where, SlackTarget(channel)))
         return list(found.values())
+
+    def _every_slack_channel(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str | None]] = [("APPROVALS_SLACK_CHANNEL", self.slack_channel)]
+        for queue, rules in self.rules.queues.items():
+            found.append((f"queue {queue}", rules.slack_channel))
+            found.append((f"queue {queue}, escalations", rules.escalate_to.slack_channel))
+        return [(where, channel) for where, channel in found if channel]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:
@@ -284,10 +373,39 @@ class NotifyConfig:
             raise InvalidSettings(
                 "APPROVALS_SMTP_URL", "not set, and email recipients are configured: where is the mail server?"
             )
+        slack = _slack_settings(environ, rules)
         return cls(
             public_url=public.rstrip("/"), webhook_url=webhook, webhook_secret=secret, smtp=smtp,
-            email_from=email_from, notify_email=notify_email, rules=rules, source=source,
+            email_from=email_from, notify_email=notify_email, rules=rules, source=source, **slack,
         )  # fmt: skip
+
+
+def _slack_settings(environ: Mapping[str, str], rules: RulesFile) -> dict[str, Any]:
+    """Slack's settings, or InvalidSettings for a half-made setup (a channel without a token, and so on)."""
+    token = (environ.get("SLACK_BOT_TOKEN") or "").strip() or None
+    signing = (environ.get("SLACK_SIGNING_SECRET") or "").strip() or None
+    channel = (environ.get("APPROVALS_SLACK_CHANNEL") or "").strip() or None
+    api_url = (environ.get("SLACK_API_URL") or "").strip() or NotifyConfig.slack_api_url
+    try:
+        _http_url(api_url)
+        channel = _slack_channel(channel) if channel else None
+    except ValueError as error:
+        raise InvalidSettings("APPROVALS_SLACK_CHANNEL or SLACK_API_URL", str(error)) from None
+    named = [q for q, r in rules.queues.items() if r.slack_channel or r.escalate_to.slack_channel]
+    if not token and (channel or named or rules.slack.users or signing):
+        where = "APPROVALS_SLACK_CHANNEL" if channel else f"queue {named[0]}" if named else "the Slack settings"
+        raise InvalidSettings("SLACK_BOT_TOKEN", f"not set, and {where} asks for Slack: set the bot's xoxb- token")
+    if token and not signing:
+        raise InvalidSettings(
+            "SLACK_SIGNING_SECRET", "not set: without it, button clicks cannot be told from forgeries (the app's "
+            "Basic Information page shows it)"
+        )  # fmt: skip
+    if token and not channel and not named:
+        raise InvalidSettings(
+            "APPROVALS_SLACK_CHANNEL", "not set, and no queue names a slack_channel: where should messages go?"
+        )
+    return {"slack_token": token, "slack_signing_secret": signing, "slack_channel": channel,
+            "slack_api_url": api_url}  # fmt: skip
 
 
 def load_rules(path: Path) -> RulesFile:

@@ -75,6 +75,19 @@ def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[s
     return message
 
 
+def test_message(config: NotifyConfig, to: str) -> EmailMessage:
+    """What `approvals notify test` sends: proof that the server takes mail for this address."""
+    message = EmailMessage()
+    message["From"], message["To"] = config.email_from, to
+    message["Subject"] = "[approvals] Test message: this address gets approval requests"
+    message["Date"], message["Message-ID"] = formatdate(localtime=False), make_msgid(domain="approvals")
+    message.set_content(
+        "A test from `approvals notify test`: the mail server took this message for you.\n\n"
+        f"Requests will link to {config.public_url}; if that is not where the dashboard is, set APPROVALS_PUBLIC_URL."
+    )
+    return message
+
+
 async def send(smtp: SmtpServer, message: EmailMessage, timeout: float) -> str | None:
     """Send one message; None when the server took it, else what went wrong."""
     try:

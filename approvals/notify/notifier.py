@@ -29,7 +29,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -41,10 +41,12 @@ from ..models import ApprovalRequest, AuditEvent
 from ..store import ApprovalStore
 from ..tasks import BackgroundTasks
 from . import email
-from .config import EmailTarget, NotifyConfig, Target, WebhookTarget
+from .config import EmailTarget, NotifyConfig, SlackTarget, Target, WebhookTarget
 from .links import link_key, make_link
+from .slack import SlackMessages, web_client
 
 log = logging.getLogger("approvals.notify")
+MayDecide = Callable[[str, ApprovalRequest], Awaitable[bool]]
 
 GROUP = "notify"
 # Audit entry types -> the events receivers see.
@@ -79,7 +81,7 @@ return ids
 
 
 class Notifier:
-    """Reads request events and sends them to webhooks; see the module's docstring for how."""
+    """Reads request events and sends them by email, to Slack and to webhooks; see the module's docstring."""
 
     def __init__(
         self,
@@ -95,8 +97,13 @@ class Notifier:
         lease: float = 60.0,
         poll: float = 0.5,
         concurrency: int = 16,
+        may_decide: MayDecide | None = None,
     ) -> None:
         self.store = store
+        # Whether an address belongs to someone who may decide a request: emails to anyone else carry no
+        # decision links (the server passes its reviewers' rules; without it, every recipient gets them,
+        # and the link's own page refuses those who may not).
+        self.may_decide = may_decide
         self._reader = reader  # a connection of its own: it blocks in XREADGROUP
         self.config = config
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -106,6 +113,7 @@ class Notifier:
         self._due = asyncio.Event()  # set when this process enqueued something: send without waiting a poll
         self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
+        self._slack: SlackMessages | None = None
         self._enqueue = store.redis.register_script(ENQUEUE)
         self._lease = store.redis.register_script(LEASE)
 
@@ -113,6 +121,8 @@ class Notifier:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
             await self.store.redis.xgroup_create(self.store.keys.events, GROUP, id="$", mkstream=True)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.send_timeout))
+        if self.config.slack_token:
+            self._slack = SlackMessages(web_client(self.config, self._http, retries=False), self.store, self.config)
         self._tasks.spawn(self._read_loop())
         self._tasks.spawn(self._send_loop())
         self._tasks.spawn(self._timer_loop())
@@ -262,14 +272,12 @@ class Notifier:
         if not fields:  # sent by another process meanwhile
             await redis.zrem(keys.notify_due, delivery_id)
             return
-        described = json.loads(fields["target"])
-        target: Target = (
-            EmailTarget(described["to"]) if described.get("kind") == "email"
-            else WebhookTarget(described["url"], self.config.webhook_secret or "")
-        )  # fmt: skip
+        target = self._target(json.loads(fields["target"]))
         async with self._sending:
             if isinstance(target, EmailTarget):
                 error = await self._email(target, json.loads(fields["body"]))
+            elif isinstance(target, SlackTarget):
+                error = await self._to_slack(target, json.loads(fields["body"]))
             else:
                 error = await self._post(target, delivery_id, fields["event"], fields["body"])
         channel = target.channel
@@ -281,7 +289,7 @@ class Notifier:
                 await pipe.execute()
             return
         attempts = int(await redis.hincrby(keys.notify_delivery(delivery_id), "attempts", 1))
-        where = target.to if isinstance(target, EmailTarget) else target.url
+        where = _where(target)
         if attempts >= self.max_attempts:
             failure = {"id": delivery_id, "channel": channel, "url": where, "event": fields["event"], "error": error,
                        "attempts": attempts, "at": time.time()}  # fmt: skip
@@ -295,12 +303,25 @@ class Notifier:
             log.warning("approvals notify: gave up on %s to %s after %d attempts: %s",
                         fields["event"], where, attempts, error)  # fmt: skip
             return
-        retry_in = min(self.max_retry, self.first_retry * 2 ** (attempts - 1))
+        # Backoff, or longer if the receiver said when to come back (Slack's Retry-After).
+        retry_in = max(min(self.max_retry, self.first_retry * 2 ** (attempts - 1)), getattr(error, "retry_after", 0))
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.notify_delivery(delivery_id), "last_error", error)
             pipe.zadd(keys.notify_due, {delivery_id: time.time() + retry_in}, xx=True)
             pipe.hincrby(keys.notify_counts, f"{channel}:retried", 1)
             await pipe.execute()
+
+    def _target(self, described: dict[str, str]) -> Target:
+        if described.get("kind") == "email":
+            return EmailTarget(described["to"])
+        if described.get("kind") == "slack":
+            return SlackTarget(described["channel"])
+        return WebhookTarget(described["url"], self.config.webhook_secret or "")
+
+    async def _to_slack(self, target: SlackTarget, payload: dict[str, Any]) -> str | None:
+        if self._slack is None:
+            return "Slack is not configured (SLACK_BOT_TOKEN)"
+        return await self._slack.deliver(target.channel_name, payload)
 
     async def _email(self, target: EmailTarget, payload: dict[str, Any]) -> str | None:
         if self.config.smtp is None:
@@ -314,6 +335,8 @@ class Notifier:
             return None
         request = await self._request(payload["request"]["id"])
         if request is None or not request.pending or request.expires_at <= time.time():
+            return None
+        if self.may_decide is not None and not await self.may_decide(target.to, request):
             return None
         key = await link_key(self.store)
         base = f"{self.config.public_url}/links/"
@@ -385,6 +408,13 @@ async def post_webhook(
 def sign(secret: str, body: bytes) -> str:
     """The hex HMAC-SHA256 of a webhook's raw body, as in `X-Approvals-Signature: sha256=<hex>`."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _where(target: Target) -> str:
+    """The address a delivery went to, for the failures list."""
+    if isinstance(target, EmailTarget):
+        return target.to
+    return target.url if isinstance(target, WebhookTarget) else target.channel_name
 
 
 def _minutes(seconds: float) -> str:

@@ -15,6 +15,7 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, ViewportSize
 
 from approvals import Settings
+from approvals.notify.links import OUTCOMES, link_key, make_link
 from tests.web.conftest import ARTIFACTS, PASSWORD
 from tests.web.test_browser import serving
 from web import WebSettings, appkeys
@@ -42,6 +43,9 @@ async def site(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
         decided = await store.create("refund", {"order": "A-1", "amount": 12.5}, queue="billing-and-invoices")
         await store.reject(decided.id, by="root", reason="needs the customer's consent first")
         run = await RunStore(store).submit("Reconcile the ledger for last quarter " * 3, "demo", submitted_by="rita")
+        await app[appkeys.USERS].add("erin", PASSWORD, Role.REVIEWER, email="erin@example.com")
+        key = await link_key(store)
+        link = {o: make_link(key, pending.id, o, "erin@example.com", long_args, pending.expires_at) for o in OUTCOMES}
         yield (
             url,
             {
@@ -53,6 +57,9 @@ async def site(settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
                 "runs": "/runs",
                 "run": f"/runs/{run.id}",
                 "ops": "/ops",
+                "email link: approve": f"/links/{link['approve']}",
+                "email link: reject": f"/links/{link['reject']}",
+                "email link: refused": "/links/not-a-link",
             },
         )
 

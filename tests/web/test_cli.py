@@ -162,6 +162,21 @@ async def test_the_demo_prints_a_banner_last_and_a_second_terminal_can_use_it() 
                 assert time.monotonic() < deadline + 10, "the demo's run never waited for approval"
                 await asyncio.sleep(0.2)
             assert "demo-agents" in page
+            # The demo's emails are caught and listed; one's approve link decides, as demo, from outside.
+            assert f"{banner.url}demo/mail" in "".join(seen)
+            while not (
+                links := re.findall(
+                    r'Approve: <a href="([^"]+)"', await (await session.get(f"{banner.url}demo/mail")).text()
+                )
+            ):
+                assert time.monotonic() < deadline + 20, "no email with a decision link reached the demo's mailbox"
+                await asyncio.sleep(0.2)
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as mail_reader:
+                confirm = await (await mail_reader.get(links[0])).text()
+                assert "You decide as <strong>demo</strong>" in confirm
+                csrf = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
+                async with mail_reader.post(links[0], data={"csrf_token": csrf}) as decided:
+                    assert decided.status == 200 and "approved it as <strong>demo</strong>" in await decided.text()
     finally:
         process.terminate()
         await process.wait()

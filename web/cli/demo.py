@@ -12,21 +12,26 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
 from approvals import ApprovalClient
 from approvals.connections import embedded_server
+from approvals.notify import NotifyConfig
+from approvals.notify.config import SmtpServer
+from approvals.notify.mailcatcher import MailCatcher
 from approvals.tasks import BackgroundTasks
 
 from .. import appkeys
 from ..access.users import Role, UnknownUser
 from ..app import create_app
+from ..notify.mailbox import setup_mailbox
 from ..settings import WebSettings
 
 log = logging.getLogger("approvals.demo")
@@ -34,6 +39,7 @@ log = logging.getLogger("approvals.demo")
 DEFAULT_STORE_PORT = 6390
 REMIND_EVERY = 300.0  # seconds between the one-line reminders of where the demo is and how to sign in
 USERS = ("demo", "ops")
+DEMO_EMAILS = ("demo@demo.invalid",)  # demo's address: the demo mails go to it (ops has none)
 
 
 def add_command(commands: Any) -> None:
@@ -62,17 +68,45 @@ def run(args: argparse.Namespace) -> int:
     if args.agent:
         overrides["agent_profile"] = args.agent
     settings = WebSettings.from_env(**overrides)
-    demo = Demo(settings, args.agents, args.store_port if settings.approvals.embedded else -1)
+    mailbox = None
+    if settings.notify.smtp is None:  # no mail server configured: the demo catches its own mail
+        mailbox = MailCatcher()
+        settings = replace(settings, notify=_demo_mail(settings, mailbox))
+    demo = Demo(settings, args.agents, args.store_port if settings.approvals.embedded else -1, mailbox)
     logging.getLogger("approvals").setLevel(logging.WARNING)  # housekeeping stays out of the way
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's, for the demo's mail catcher
     if settings.approvals.embedded:
         with _quiet("approvals"):
             embedded_server()  # the banner says what its warning would: the store keeps nothing
     app = create_app(settings)
+    if mailbox is not None:
+        setup_mailbox(app, mailbox)
     app.on_startup.append(demo.add_users)
     app.cleanup_ctx.append(demo.serve_store)
     app.cleanup_ctx.append(demo.run_agents)
     web.run_app(app, host=args.host, port=args.port, print=demo.banner, handler_cancellation=True)
     return 0
+
+
+def _demo_mail(settings: WebSettings, mailbox: MailCatcher) -> NotifyConfig:
+    """Every request event emailed to the demo's users, through the demo's own SMTP server; links to here.
+
+    A reminder after two minutes, so that the demo shows one without waiting long.
+    """
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    rules = settings.notify.rules
+    if rules.defaults.remind_after is None:
+        rules = rules.model_copy(update={"defaults": rules.defaults.model_copy(update={"remind_after": 120.0})})
+    return replace(
+        settings.notify,
+        public_url=settings.notify.public_url
+        if os.environ.get("APPROVALS_PUBLIC_URL")
+        else f"http://{host}:{settings.port}",
+        smtp=SmtpServer.parse(mailbox.url),
+        email_from="approvals@demo.invalid",
+        notify_email=(*settings.notify.notify_email, *DEMO_EMAILS),
+        rules=rules,
+    )
 
 
 @contextlib.contextmanager
@@ -91,6 +125,7 @@ class Demo:
     settings: WebSettings
     agents: int
     store_port: int
+    mailbox: MailCatcher | None = None
     password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
     token: str = ""
 
@@ -103,7 +138,8 @@ class Demo:
         for name in USERS:
             with contextlib.suppress(UnknownUser):  # a Redis that kept them from an earlier run
                 await users.remove(name)
-            await users.add(name, self.password, Role.ADMIN)
+            email = f"{name}@demo.invalid" if f"{name}@demo.invalid" in DEMO_EMAILS else None
+            await users.add(name, self.password, Role.ADMIN, email=email)
         self.token = await users.create_token("demo", label="demo")
 
     async def serve_store(self, app: web.Application) -> AsyncIterator[None]:
@@ -132,6 +168,8 @@ class Demo:
         from .demo_agents import agent_loop, run_submitter
 
         tasks = BackgroundTasks()
+        if self.mailbox is not None:
+            await self.mailbox.start()
         client = ApprovalClient(self.settings.approvals, requested_by="demo-agents", heartbeat="demo-agents")
         async with client:
             for n in range(1, self.agents + 1):
@@ -140,6 +178,8 @@ class Demo:
             tasks.spawn(self._remind())
             yield
             await tasks.aclose()
+        if self.mailbox is not None:
+            await self.mailbox.aclose()
 
     async def _remind(self) -> None:
         while True:
@@ -156,6 +196,8 @@ class Demo:
             f"  API token    {self.token}",
             f'               curl -H "Authorization: Bearer {self.token}" {api}',
         ]
+        if self.mailbox is not None:
+            lines += [f"  mail         {self.url}demo/mail  the emails reviewers get, with links that decide"]
         if self.store_port >= 0:
             lines += [
                 "  in another terminal, the approvals command works on this demo's store:",

@@ -1,0 +1,1 @@
+"""The pages and endpoints notifications lead to: decision links from emails, Slack's buttons."""

@@ -1,0 +1,52 @@
+"""The demo's mailbox page: the emails the demo's own SMTP server caught, with their links clickable.
+
+`approvals demo` sends its notifications to a MailCatcher on loopback instead of a mail server, so a
+newcomer sees what reviewers would get, and can decide a request from an email's link, without any
+mail account. Only the demo adds this page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from approvals.notify.mailcatcher import MailCatcher
+
+from ..access.auth import require_user
+from ..http.render import render
+
+MAILBOX: web.AppKey[MailCatcher] = web.AppKey("demo_mailbox")
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def setup_mailbox(app: web.Application, mailbox: MailCatcher) -> None:
+    app[MAILBOX] = mailbox
+    app.router.add_get("/demo/mail", mailbox_page)
+    aiohttp_jinja2.get_env(app).globals["demo_mailbox"] = True  # the menu shows "Mail"
+
+
+async def mailbox_page(request: web.Request) -> web.Response:
+    require_user(request)
+    mails = [
+        {
+            "subject": m.subject,
+            "to": ", ".join(m.to),
+            "at": m.at,
+            "lines": [_pieces(line) for line in m.text.splitlines()],
+        }
+        for m in reversed(request.app[MAILBOX].mails)
+    ]
+    return render(request, "mailbox.html", {"mails": mails, "server": request.app[MAILBOX].url})
+
+
+def _pieces(line: str) -> list[dict[str, Any]]:
+    """A line of text as plain pieces and links, for the template to print (escaped) and link."""
+    pieces: list[dict[str, Any]] = []
+    last = 0
+    for match in _URL.finditer(line):
+        pieces += [{"text": line[last : match.start()]}, {"text": match.group(0), "href": match.group(0)}]
+        last = match.end()
+    return [*pieces, {"text": line[last:]}]
