@@ -62,6 +62,11 @@ class Keys:
         return f"{self.prefix}notify:timers"
 
     @property
+    def refused_recent(self) -> str:
+        """List: the latest refused decision attempts (JSON audit entries), newest first, for the Ops page."""
+        return f"{self.prefix}refused:recent"
+
+    @property
     def notify_failures(self) -> str:
         """List: the latest deliveries that gave up (JSON), newest first, for the Ops page."""
         return f"{self.prefix}notify:failures"
@@ -124,6 +129,10 @@ class Keys:
     def session(self, session_id: str) -> str:
         """Hash with a TTL: a browser session (user, CSRF token)."""
         return f"{self.prefix}session:{session_id}"
+
+    def refused_from(self, address: str) -> str:
+        """Counter with a TTL: refused decision attempts (email links, Slack) noted from one client address."""
+        return f"{self.prefix}refused-from:{address}"
 
     def login_attempts(self, who: str) -> str:
         """Counter with a TTL: failed logins per client address and per user name."""

@@ -35,6 +35,9 @@ SUPERSEDED_REASON = "superseded: the same run asked again at this step, for anot
 MAX_KEY_MOVES = 4  # attempts to move an idempotency key to a new request while others race for it
 
 
+RECENT_REFUSALS = 50  # refused decision attempts kept apart from the audit, for the Ops page
+
+
 class ApprovalStore:
     """All reads and writes of approval requests. Holds no connection of its own: it uses `redis`."""
 
@@ -297,7 +300,16 @@ class ApprovalStore:
             "args": json.dumps(request.args if request is not None else {}, separators=(",", ":")),
             "reason": reason[:500],
         }
-        await self.redis.xadd(self.keys.events, entry, maxlen=self.settings.events_maxlen, approximate=True)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.events, entry, maxlen=self.settings.events_maxlen, approximate=True)
+            pipe.lpush(self.keys.refused_recent, json.dumps(entry))
+            pipe.ltrim(self.keys.refused_recent, 0, RECENT_REFUSALS - 1)
+            await pipe.execute()
+
+    async def recent_refusals(self, limit: int = 20) -> list[AuditEvent]:
+        """The latest refused decision attempts, newest first (they are in the audit too, among the rest)."""
+        entries = await self.redis.lrange(self.keys.refused_recent, 0, limit - 1)
+        return [AuditEvent.from_entry("", json.loads(entry)) for entry in entries]
 
     async def record_outcome(self, request_id: str, outcome: Any) -> bool:
         """Note what the approved action returned, once: False if an outcome was noted already."""

@@ -26,6 +26,7 @@ from approvals.notify.mailcatcher import CaughtMail, MailCatcher
 from tests.web.conftest import PASSWORD, Site, SiteFactory, csrf_of
 from web import appkeys
 from web.access.users import Role
+from web.notify import refusals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,6 +185,22 @@ async def test_forged_links_are_refused_and_noted(mailed: Mailed) -> None:
     assert len(refusals) == 4
     assert {r.actor for r in refusals[-2:]} == {"forged email link (claims erin@example.com)"}
     assert all("not a decision link" in (r.reason or "") for r in refusals)
+    await site.login("vic")
+    ops = await (await site.client.get("/ops")).text()
+    assert "Refused decision attempts" in ops and ops.count("forged email link (claims erin@example.com)") == 2
+
+
+async def test_a_flood_of_forged_links_cannot_push_real_entries_out_of_the_audit(
+    mailed: Mailed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refusals, "LIMIT", 3)
+    site, request = mailed.site, await mailed.ask()
+    csrf = csrf_of(await (await site.client.get((await mailed.links(request))["Approve"])).text())
+    statuses = [(await site.client.post(f"/links/forged{n}", data={"csrf_token": csrf})).status for n in range(5)]
+    assert statuses == [400, 400, 400, 429, 429]
+    assert len(await mailed.refusals()) == 3
+    approve = (await mailed.links(request))["Approve"]  # refused attempts never stop a good link
+    assert (await site.client.post(approve, data={"csrf_token": csrf})).status == 200
 
 
 async def test_links_that_no_longer_fit_the_request_are_refused(mailed: Mailed) -> None:

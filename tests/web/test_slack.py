@@ -152,7 +152,12 @@ async def test_forged_and_stale_payloads_are_refused_and_decide_nothing(site: Si
     tampered = await post(site, body.replace("UALICE", "URITA"), signed(body))
     assert tampered.status == 401
     assert (await site.store.get(request.id)).pending
-    assert not await refusals(site.store)  # nothing in a forged payload can be believed, so none is written
+    noted = await refusals(site.store)  # what each claimed, marked unverified: nothing in it can be believed
+    assert len(noted) == 6 and {e.actor for e in noted} == {
+        "unverified Slack payload (claims slack:UALICE)",
+        "unverified Slack payload (claims slack:URITA)",
+    }
+    assert all("signature is missing, wrong, or more than five minutes old" in (e.reason or "") for e in noted)
     assert not api.called("users.info") and not api.responses
 
 

@@ -24,9 +24,9 @@ from ..http.render import render
 async def ops_page(request: web.Request) -> web.Response:
     require_user(request)
     store = store_of(request)
-    queues, (stats, reviewers), processes, runs, notify = await asyncio.gather(
+    queues, (stats, reviewers), processes, runs, notify, refused = await asyncio.gather(
         store.queue_stats(), recent_stats(store), live_processes(store), request.app[appkeys.RUNS].counts(),
-        notify_status(store),
+        notify_status(store), store.recent_refusals(),
     )  # fmt: skip
     return render(
         request,
@@ -43,6 +43,7 @@ async def ops_page(request: web.Request) -> web.Response:
             "subscribers": request.app[appkeys.FEED].subscribers,
             "notify": notify,
             "notify_config": request.app[appkeys.SETTINGS].notify,
+            "refused": refused,
         },
     )
 

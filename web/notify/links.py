@@ -22,7 +22,14 @@ from typing import Any
 
 from aiohttp import web
 
-from approvals import AlreadyDecided, ApprovalRequest, InvalidRequest, RequestNotFound, SelfDecisionForbidden
+from approvals import (
+    AlreadyDecided,
+    ApprovalRequest,
+    Decision,
+    InvalidRequest,
+    RequestNotFound,
+    SelfDecisionForbidden,
+)
 from approvals import validation as check
 from approvals.notify.links import Link, args_digest, link_key, read_link
 from approvals.notify.notifier import MayDecide
@@ -35,6 +42,7 @@ from ..dashboard.request import already_said
 from ..http.inputs import form_text, read_form
 from ..http.params import store_of
 from ..http.render import render
+from .refusals import WINDOW, note_refused
 
 LINK_CSRF_COOKIE = "apr_link_csrf"
 
@@ -77,39 +85,48 @@ async def use_link(request: web.Request) -> web.Response:
         return _refusal_page(request, Refused(403, "This form expired or did not come from this site; open the link "
                                                    "from the email again."))  # fmt: skip
     reason = (form_text(form.get("reason")) or "").strip() or None
-    store = store_of(request)
     try:
         usable = await _check(request, token)
-        link, approval, user = usable.link, usable.approval, usable.user
-        if link.outcome == "reject":
-            try:
-                reason = check.reason(reason)
-            except InvalidRequest as error:
-                message = error.details[0]["message"]
-                return _page(request, usable, csrf=cookie, error=f"The reason {message}.", status=400)
-            if reason is None:
-                return _page(request, usable, csrf=cookie, error="Say why you reject it: the agent is told.",
-                             status=400)  # fmt: skip
-        remaining = max(1, int(link.expires_at - time.time()) + 60)
-        if not await store.redis.set(store.keys.link_used(link.nonce), user.name, nx=True, ex=remaining):
-            raise Refused(409, "This link was already used: each decision link works once.", approval)
-        try:
-            if link.outcome == "approve":
-                decision = await store.approve(approval.id, by=user.name, reason=reason)
-            else:
-                decision = await store.reject(approval.id, by=user.name, reason=reason or "")
-        except AlreadyDecided as error:
-            raise Refused(409, already_said(error.decision) + ".", approval) from None
-        except SelfDecisionForbidden:
-            raise Refused(403, "You made this request, so someone else must decide it.", approval) from None
+        if (problem := _reason_problem(usable.link, reason)) is not None:
+            return _page(request, usable, csrf=cookie, error=problem, status=400)
+        decision = await _decide(request, usable, reason)
     except Refused as refused:
-        await store.record_refused(
-            _claimed_id(token, refused.approval), by=await _who(request, token), request=refused.approval,
-            reason=f"email link: {refused.message}",
-        )  # fmt: skip
+        claimed, who = _claimed_id(token, refused.approval), await _who(request, token)
+        said = f"email link: {refused.message}"
+        if not await note_refused(request, claimed, by=who, reason=said, approval=refused.approval):
+            refused = Refused(429, f"Too many refused attempts from your address; try again in {WINDOW // 60:.0f} "
+                                   "minutes.")  # fmt: skip
         return _refusal_page(request, refused)
+    link, approval, user = usable.link, usable.approval, usable.user
     context = {"r": approval, "outcome": link.outcome, "done": decision, "recipient": user, "error": None}
     return render(request, "link.html", context | {"reason": "", "csrf": ""})
+
+
+def _reason_problem(link: Link, reason: str | None) -> str | None:
+    """What is wrong with the reason given (a rejection needs one), if anything."""
+    try:
+        checked = check.reason(reason)
+    except InvalidRequest as error:
+        return f"The reason {error.details[0]['message']}."
+    if link.outcome == "reject" and checked is None:
+        return "Say why you reject it: the agent is told."
+    return None
+
+
+async def _decide(request: web.Request, usable: Usable, reason: str | None) -> Decision:
+    """Use the link (once, whatever happens next) and decide; Refused if it was used or decided meanwhile."""
+    store, link, approval, user = store_of(request), usable.link, usable.approval, usable.user
+    remaining = max(1, int(link.expires_at - time.time()) + 60)
+    if not await store.redis.set(store.keys.link_used(link.nonce), user.name, nx=True, ex=remaining):
+        raise Refused(409, "This link was already used: each decision link works once.", approval)
+    try:
+        if link.outcome == "approve":
+            return await store.approve(approval.id, by=user.name, reason=reason)
+        return await store.reject(approval.id, by=user.name, reason=reason or "")
+    except AlreadyDecided as error:
+        raise Refused(409, already_said(error.decision) + ".", approval) from None
+    except SelfDecisionForbidden:
+        raise Refused(403, "You made this request, so someone else must decide it.", approval) from None
 
 
 def may_decide_by_email(users: UserStore) -> MayDecide:

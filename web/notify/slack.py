@@ -6,12 +6,14 @@ by the `[slack.users]` mapping, or by the email address Slack says they confirme
 decide the request as on the dashboard. Reject asks for a reason in a modal. Every refusal is answered
 where only the clicker sees it, and noted in the audit.
 
-A forged or stale payload is refused with a 401 and logged, not audited: nothing in it can be believed,
-and writing it to the audit would let anyone on the internet push real entries out of the capped stream.
+A forged or stale payload is refused with a 401 and noted in the audit as an unverified attempt (nothing
+in it can be believed, so the entry says what it claims); past a limit per client address it is only
+logged, so that nobody on the internet can push real entries out of the capped stream (refusals.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,6 +45,7 @@ from .. import appkeys
 from ..access.auth import can_decide, why_not_decide
 from ..access.users import User, UserStore
 from ..dashboard.request import already_said
+from .refusals import note_refused, too_many
 
 log = logging.getLogger("approvals.slack")
 
@@ -101,13 +104,22 @@ async def actions(request: web.Request) -> web.StreamResponse:
     if not _signed(slack.verifier, body, request.headers.get("X-Slack-Request-Timestamp"), signature):
         log.warning("approvals slack: refused a payload with a missing, wrong or stale signature from %s",
                     request.remote)  # fmt: skip
-        raise web.HTTPUnauthorized(text="The Slack signature is missing, wrong, or more than five minutes old")
+        claims = _attempt(_claimed(body))  # unverified: only to describe the attempt
+        said = "the Slack signature is missing, wrong, or more than five minutes old"
+        if not await note_refused(request, claims.request_id, by=f"unverified Slack payload (claims {claims.actor})",
+                                  reason=said):  # fmt: skip
+            raise too_many()
+        raise web.HTTPUnauthorized(text=f"Refused: {said}")
     payload = _payload(body)
     store = request.app[appkeys.CLIENT].store
     seen = store.keys.slack_seen(hashlib.sha256(signature.encode()).hexdigest())
     if not await store.redis.set(seen, "1", nx=True, ex=SEEN_FOR):
-        attempt = _attempt(payload)
-        await _audit(store, attempt, "replayed: this exact Slack payload was handled before")
+        attempt, approval = _attempt(payload), None
+        with contextlib.suppress(RequestNotFound, InvalidRequest):
+            approval = await store.get(attempt.request_id)
+        said = "replayed: this exact Slack payload was handled before"
+        if not await note_refused(request, attempt.request_id, by=attempt.actor, reason=said, approval=approval):
+            raise too_many()
         return web.Response(status=409, text="This Slack payload was handled already; a replay decides nothing")
     if payload.get("type") == "block_actions":
         # Slack wants an answer within 3 seconds: the work goes on after this one.
@@ -134,6 +146,14 @@ def _payload(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise web.HTTPBadRequest(text="The 'payload' field must be a JSON object")
     return payload
+
+
+def _claimed(body: bytes) -> dict[str, Any]:
+    """What an unsigned body says it is, if it can be read at all."""
+    try:
+        return _payload(body)
+    except web.HTTPBadRequest:
+        return {}
 
 
 def _attempt(payload: dict[str, Any]) -> Attempt:
