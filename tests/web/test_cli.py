@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -260,3 +261,12 @@ async def test_worker_process_runs_queued_runs_and_stops_gracefully(settings: Se
         if worker.returncode is None:
             worker.kill()
             await worker.wait()
+
+
+def test_serve_and_demo_say_plainly_when_the_port_is_taken(settings: Settings) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        for command in (["serve", "--port", port], ["demo", "--port", port, "--store-port", "-1"]):
+            said = run(settings, *command)
+            assert said.returncode == 1, said.stderr
+            assert f"127.0.0.1:{port} is in use" in said.stderr and "Traceback" not in said.stderr

@@ -33,6 +33,7 @@ from ..access.users import Role, UnknownUser
 from ..app import create_app
 from ..notify.mailbox import setup_mailbox
 from ..settings import WebSettings
+from .listen import ensure_port_free
 
 log = logging.getLogger("approvals.demo")
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.agent:
         overrides["agent_profile"] = args.agent
     settings = WebSettings.from_env(**overrides)
+    ensure_port_free(args.host, args.port)
     mailbox = None
     if settings.notify.smtp is None:  # no mail server configured: the demo catches its own mail
         mailbox = MailCatcher()

@@ -26,6 +26,7 @@ from ..runs.store import RunStore
 from ..runs.worker import Worker
 from ..settings import WebSettings
 from . import demo, integrations, notify
+from .listen import ensure_port_free
 from .ops import add_commands
 
 
@@ -111,6 +112,7 @@ HANDLER_CANCELLATION = True
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _web_settings(args)
+    ensure_port_free(args.host, args.port)
     web.run_app(
         create_app(settings),
         host=args.host,
