@@ -27,7 +27,8 @@ async def note_refused(
     request: web.Request, request_id: str, *, by: str, reason: str, approval: ApprovalRequest | None = None,
     throttled: bool = True,
 ) -> bool:  # fmt: skip
-    """Add a `refused` audit entry; False (and nothing written) when its address is past its limit."""
+    """Add a `refused` audit entry (saying, for attempts anyone could send, from which address); False, and
+    nothing written, when that address is past its limit."""
     store = request.app[appkeys.CLIENT].store
     if throttled:
         address = client_address(request, request.app[appkeys.SETTINGS].trusted_proxies)
@@ -41,6 +42,7 @@ async def note_refused(
                 log.warning("approvals: %d refused decision attempts from %s; not auditing more for %d min",
                             LIMIT, address, WINDOW // 60)  # fmt: skip
             return False
+        reason = f"{reason} (from {address})"
     await store.record_refused(request_id, by=by, reason=reason, request=approval)
     return True
 
