@@ -47,6 +47,7 @@ class MailCatcher:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, keep: int = 200) -> None:
         self.mails: deque[CaughtMail] = deque(maxlen=keep)
+        self.received = 0  # every message ever taken, kept or not
         self.arrived = asyncio.Condition()
         # The socket is bound now, so that the port is known (for the settings) before serving starts.
         self._socket = socket.create_server((host, port))
@@ -82,6 +83,7 @@ class MailCatcher:
         assert isinstance(message, EmailMessage)
         async with self.arrived:
             self.mails.append(CaughtMail(tuple(envelope.rcpt_tos), message, time.time()))
+            self.received += 1
             self.arrived.notify_all()
         return "250 Message accepted for delivery"
 

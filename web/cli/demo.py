@@ -70,24 +70,30 @@ def run(args: argparse.Namespace) -> int:
         overrides["agent_profile"] = args.agent
     settings = WebSettings.from_env(**overrides)
     ensure_port_free(args.host, args.port)
-    mailbox = None
-    if settings.notify.smtp is None:  # no mail server configured: the demo catches its own mail
-        mailbox = MailCatcher()
-        settings = replace(settings, notify=_demo_mail(settings, mailbox))
-    demo = Demo(settings, args.agents, args.store_port if settings.approvals.embedded else -1, mailbox)
     logging.getLogger("approvals").setLevel(logging.WARNING)  # housekeeping stays out of the way
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's, for the demo's mail catcher
     if settings.approvals.embedded:
         with _quiet("approvals"):
             embedded_server()  # the banner says what its warning would: the store keeps nothing
+    app, demo = demo_app(settings, args.agents, args.store_port if settings.approvals.embedded else -1)
+    web.run_app(app, host=args.host, port=args.port, print=demo.banner, handler_cancellation=True)
+    return 0
+
+
+def demo_app(settings: WebSettings, agents: int, store_port: int) -> tuple[web.Application, Demo]:
+    """The demo's app: the dashboard, its users, agents and store, and (without a mail server) its mailbox."""
+    mailbox = None
+    if settings.notify.smtp is None:  # no mail server configured: the demo catches its own mail
+        mailbox = MailCatcher()
+        settings = replace(settings, notify=_demo_mail(settings, mailbox))
+    demo = Demo(settings, agents, store_port, mailbox)
     app = create_app(settings)
     if mailbox is not None:
         setup_mailbox(app, mailbox)
     app.on_startup.append(demo.add_users)
     app.cleanup_ctx.append(demo.serve_store)
     app.cleanup_ctx.append(demo.run_agents)
-    web.run_app(app, host=args.host, port=args.port, print=demo.banner, handler_cancellation=True)
-    return 0
+    return app, demo
 
 
 def _demo_mail(settings: WebSettings, mailbox: MailCatcher) -> NotifyConfig:
