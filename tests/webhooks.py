@@ -80,4 +80,4 @@ async def receivers() -> AsyncIterator[Callable[[str], Receiver]]:
 def verified(received: Received) -> bool:
     """How a receiver checks a delivery (the README's example, in short)."""
     expected = "sha256=" + hmac.new(SECRET.encode(), received.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received.signature)
+    return hmac.compare_digest(expected.encode(), received.signature.encode())

@@ -16,13 +16,19 @@ import aiosmtplib
 
 from .config import NotifyConfig, SmtpServer
 
+# Links decide as the recipient, whoever opens them: the email says so.
+NOTE = (
+    "These links decide as you: do not forward this email. Each works once, and only while the request "
+    "waits with these arguments."
+)
+# The outcome first, then the action (often a whole sentence) and its queue.
 SUBJECTS = {
-    "created": "{action} in {queue} waits for your approval",
-    "reminder": "Reminder: {action} in {queue} still waits for a decision",
-    "escalated": "Escalated: {action} in {queue} still waits for a decision",
-    "decided": "{action} in {queue} was {outcome}",
-    "expired": "{action} in {queue} expired undecided",
-    "cancelled": "{action} in {queue} was cancelled",
+    "created": "Approval needed: {action} ({queue})",
+    "reminder": "Reminder, still waiting: {action} ({queue})",
+    "escalated": "Escalated, still waiting: {action} ({queue})",
+    "decided": "{outcome}: {action} ({queue})",
+    "expired": "Expired undecided: {action} ({queue})",
+    "cancelled": "Cancelled: {action} ({queue})",
 }
 
 
@@ -30,9 +36,9 @@ def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[s
     """The message for one recipient. `links` (approve/reject URLs) only while the request can be decided."""
     request = payload["request"]
     event = payload["event"]
-    outcome = {"approved": "approved", "rejected": "rejected"}.get(payload.get("type", ""), "decided")
-    subject = SUBJECTS.get(event, "{action} in {queue}").format(action=request["action"], queue=request["queue"],
-                                                                outcome=outcome)  # fmt: skip
+    outcome = {"approved": "Approved", "rejected": "Rejected"}.get(payload.get("type", ""), "Decided")
+    action = request["action"] if len(request["action"]) <= 100 else request["action"][:99] + "…"
+    subject = SUBJECTS.get(event, "{action} ({queue})").format(action=action, queue=request["queue"], outcome=outcome)
     args = json.dumps(request.get("args", {}), indent=2, ensure_ascii=False, default=str)
     context = request.get("context") or {}
     facts = [
@@ -49,7 +55,7 @@ def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[s
     text = [subject, ""] + [f"{k}: {v}" for k, v in facts] + ["", "Arguments:", args, ""]
     if links:
         text += [f"Approve: {links['approve']}", f"Reject (you will be asked why): {links['reject']}", ""]
-        text += ["Each link works once, only for you, and only while the request waits with these arguments."]
+        text += [NOTE]
     text += [f"The request on the dashboard: {request['url']}"]
     rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
     buttons = ""
@@ -58,8 +64,7 @@ def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[s
             f"<p><a href='{html.escape(links['approve'])}' style='background:#177245;color:#fff;padding:8px 14px;"
             f"text-decoration:none;border-radius:6px'>Approve</a> &nbsp; <a href='{html.escape(links['reject'])}' "
             "style='background:#b3261e;color:#fff;padding:8px 14px;text-decoration:none;border-radius:6px'>Reject</a>"
-            "</p><p style='color:#555;font-size:12px'>Each link works once, only for you, and only while the request "
-            "waits with these arguments. You will be asked to confirm.</p>"
+            f"</p><p style='color:#555;font-size:12px'>{html.escape(NOTE)} You will be asked to confirm.</p>"
         )
     body = (
         f"<h2 style='font-family:sans-serif'>{html.escape(subject)}</h2><table>{rows}</table>"

@@ -55,7 +55,7 @@ def make_link(key: bytes, request_id: str, outcome: str, email: str, args: Any, 
 def read_link(key: bytes, token: str) -> Link | None:
     """The link, if `token` is one this platform signed (not whether it may still be used); else None."""
     body, dot, signature = token.partition(".")
-    if not dot or len(token) > 2000:
+    if not dot or len(token) > 2000 or not token.isascii():
         return None
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature):
@@ -63,7 +63,7 @@ def read_link(key: bytes, token: str) -> Link | None:
     try:
         data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         link = Link(str(data["r"]), str(data["o"]), str(data["e"]), str(data["h"]), float(data["x"]), str(data["n"]))
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         return None
     return link if link.outcome in OUTCOMES else None
 

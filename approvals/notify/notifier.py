@@ -6,14 +6,16 @@ Three loops, each safe to run in any number of processes sharing one Redis:
   per target, written to Redis (a hash, and its due time in a sorted set) before the event is
   acknowledged; a process that dies before acknowledging has its events claimed by another, and the
   deliveries it wrote are found again by id (the event id and the target), not made twice.
-- **Sending**: due deliveries are leased (their due time moved past a lease), sent, and then removed;
-  a failure is retried with exponential backoff up to `max_attempts`, then kept on the failures list
-  for the Ops page. A sender that dies mid-way loses nothing: the lease ends and another sends it.
-  Each delivery keeps one id for all its attempts (`X-Approvals-Delivery`), for receivers to dedupe.
+- **Sending**: due deliveries are leased (their due time moved past a lease) as sending slots free up,
+  each sent by a task of its own, and then removed. One receiver gets at most a quarter of the slots,
+  so a dead one, holding its deliveries until they time out, never holds up the others. A failure is
+  retried with exponential backoff up to `max_attempts`, then kept on the failures list for the Ops
+  page. A sender that dies mid-way loses nothing: the lease ends and another sends it. Each delivery
+  keeps one id for all its attempts (`X-Approvals-Delivery`), for receivers to dedupe.
 - **Timers**: reminders and escalations, scheduled when a request is created, fire once: whichever
-  process removes the timer from the sorted set fires it. A fired timer whose request is still
-  pending adds a `reminded` or `escalated` entry to the audit stream, which the reading loop then
-  sends like any other event, so the audit says who was reminded of what, and when.
+  process removes the timer from the sorted set adds, in the same step and only if the request still
+  waits, a `reminded` or `escalated` entry to the audit stream, which the reading loop then sends like
+  any other event, so the audit says who was reminded of what, and when.
 
 Nothing here runs in `request_approval`'s path: a slow or dead receiver delays only its own deliveries.
 """
@@ -21,6 +23,7 @@ Nothing here runs in `request_approval`'s path: a slow or dead receiver delays o
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -72,6 +75,22 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
 
+# KEYS: delivery hash. One more failed attempt, unless the delivery is gone (then -1): never a stray hash.
+COUNT_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"""
+
+# KEYS: timers, audit stream, request hash. ARGV: timer, stream length, then the entry's field/value pairs.
+# Whoever removes the timer adds its audit entry, in one step (a crash in between loses nothing), and only
+# while the request still waits.
+FIRE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[3], 'status') ~= 'pending' then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+return 1
+"""
+
 # KEYS: due set. ARGV: now, lease end, how many. The due deliveries, each leased until `lease end`.
 LEASE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -109,13 +128,17 @@ class Notifier:
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.max_attempts, self.first_retry, self.max_retry = max_attempts, first_retry, max_retry
         self.send_timeout, self.lease, self.poll = send_timeout, lease, poll
-        self._sending = asyncio.Semaphore(concurrency)
+        self.concurrency, self.per_target = concurrency, max(1, concurrency // 4)
+        self._sends = BackgroundTasks()  # one per delivery being sent
+        self._busy: collections.Counter[str] = collections.Counter()  # deliveries being sent, per target
         self._due = asyncio.Event()  # set when this process enqueued something: send without waiting a poll
         self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
         self._slack: SlackMessages | None = None
         self._enqueue = store.redis.register_script(ENQUEUE)
         self._lease = store.redis.register_script(LEASE)
+        self._count_attempt = store.redis.register_script(COUNT_ATTEMPT)
+        self._fire = store.redis.register_script(FIRE)
 
     async def start(self) -> None:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
@@ -129,6 +152,7 @@ class Notifier:
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
+        await self._sends.aclose()  # their leases end, and another notifier sends them
         if self._http is not None:
             await self._http.close()
         await self._reader.aclose()
@@ -173,6 +197,11 @@ class Notifier:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:  # an event it cannot handle stays unacknowledged, and is tried again
+                log.exception("approvals notify: unexpected error reading events; retrying in %.1f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                pending_first = True
 
     async def handle(self, event: AuditEvent) -> int:
         """Schedule what `event` calls for; the number of deliveries it made (0 for one seen before)."""
@@ -255,31 +284,63 @@ class Notifier:
                 await self.send_due()
             except (RedisError, OSError) as error:
                 log.warning("approvals notify: lost Redis while sending (%s)", error)
+            except Exception:  # whatever one delivery does, sending goes on
+                log.exception("approvals notify: unexpected error while sending")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._due.wait(), self.poll)
             self._due.clear()
 
     async def send_due(self) -> int:
-        """Lease the deliveries due now and send them; how many were tried."""
+        """Lease as many due deliveries as there are free slots, each sent by a task of its own: how many.
+
+        A receiver that never answers holds only the slots of its own deliveries (at most `per_target`
+        at once), until their timeout: everything else keeps flowing past it.
+        """
+        free = self.concurrency - len(self._sends)
+        if free <= 0:
+            return 0
         now = time.time()
-        ids = await self._lease(keys=[self.store.keys.notify_due], args=[now, now + self.lease, 100])
-        await asyncio.gather(*(self._send_one(delivery_id) for delivery_id in ids))
+        ids = await self._lease(keys=[self.store.keys.notify_due], args=[now, now + self.lease, free])
+        for delivery_id in ids:
+            self._sends.spawn(self._send_guarded(delivery_id))
         return len(ids)
+
+    async def _send_guarded(self, delivery_id: str) -> None:
+        try:
+            await self._send_one(delivery_id)
+        except (RedisError, OSError) as error:  # its lease ends, and it is sent again
+            log.warning("approvals notify: lost Redis while sending %s (%s)", delivery_id, error)
+        except Exception:
+            log.exception("approvals notify: unexpected error sending %s; it is retried when its lease ends",
+                          delivery_id)  # fmt: skip
+        finally:
+            self._due.set()  # a slot is free: lease more now rather than at the next poll
 
     async def _send_one(self, delivery_id: str) -> None:
         keys, redis = self.store.keys, self.store.redis
         fields: Mapping[str, str] = await redis.hgetall(keys.notify_delivery(delivery_id))
-        if not fields:  # sent by another process meanwhile
-            await redis.zrem(keys.notify_due, delivery_id)
+        if "target" not in fields:  # sent by another process meanwhile (or only a stray counter is left)
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.notify_delivery(delivery_id))
+                pipe.zrem(keys.notify_due, delivery_id)
+                await pipe.execute()
             return
         target = self._target(json.loads(fields["target"]))
-        async with self._sending:
+        if self._busy[target.key] >= self.per_target:  # that receiver has enough on its plate: come back soon
+            await redis.zadd(keys.notify_due, {delivery_id: time.time() + self.poll}, xx=True)
+            return
+        self._busy[target.key] += 1
+        try:
             if isinstance(target, EmailTarget):
                 error = await self._email(target, json.loads(fields["body"]))
             elif isinstance(target, SlackTarget):
                 error = await self._to_slack(target, json.loads(fields["body"]))
             else:
                 error = await self._post(target, delivery_id, fields["event"], fields["body"])
+        finally:
+            self._busy[target.key] -= 1
+            if not self._busy[target.key]:
+                del self._busy[target.key]
         channel = target.channel
         if error is None:
             async with redis.pipeline(transaction=True) as pipe:
@@ -288,7 +349,9 @@ class Notifier:
                 pipe.hincrby(keys.notify_counts, f"{channel}:delivered", 1)
                 await pipe.execute()
             return
-        attempts = int(await redis.hincrby(keys.notify_delivery(delivery_id), "attempts", 1))
+        attempts = int(await self._count_attempt(keys=[keys.notify_delivery(delivery_id)]))
+        if attempts < 0:  # its lease ran out and another process delivered it meanwhile
+            return
         where = _where(target)
         if attempts >= self.max_attempts:
             failure = {"id": delivery_id, "channel": channel, "url": where, "event": fields["event"], "error": error,
@@ -357,6 +420,8 @@ class Notifier:
                 await self.fire_due_timers()
             except (RedisError, OSError) as error:
                 log.warning("approvals notify: lost Redis while checking reminders (%s)", error)
+            except Exception:
+                log.exception("approvals notify: unexpected error while checking reminders")
             await asyncio.sleep(self.poll)
 
     async def fire_due_timers(self) -> int:
@@ -364,11 +429,10 @@ class Notifier:
         redis, keys = self.store.redis, self.store.keys
         fired = 0
         for member in await redis.zrangebyscore(keys.notify_timers, "-inf", time.time(), start=0, num=100):
-            if not await redis.zrem(keys.notify_timers, member):
-                continue  # another process fired it
             kind, _, request_id = member.partition(":")
             request = await self._request(request_id)
             if request is None or not request.pending:
+                await redis.zrem(keys.notify_timers, member)
                 continue
             waited = time.time() - request.created_at
             entry = {
@@ -381,8 +445,11 @@ class Notifier:
                 "args": json.dumps(request.args, separators=(",", ":")),
                 "reason": f"still pending after {_minutes(waited)}",
             }
-            await redis.xadd(keys.events, entry, maxlen=self.store.settings.events_maxlen, approximate=True)
-            fired += 1
+            fields = [x for pair in entry.items() for x in pair]
+            fired += int(await self._fire(
+                keys=[keys.notify_timers, keys.events, keys.request(request.id)],
+                args=[member, self.store.settings.events_maxlen, *fields],
+            ))  # fmt: skip
         return fired
 
 

@@ -129,6 +129,21 @@ async def test_a_slow_receiver_never_slows_asking(
     assert [g.event for g in await slow.wait_for(2, timeout=15)] == ["created", "decided"]
 
 
+async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(
+    client: ApprovalClient, receiver: Callable[[str], Receiver], notifier: NotifierFactory
+) -> None:
+    hanging, good = receiver("/hanging"), receiver("/good")
+    hanging.delay = 5.0  # answers after 5 s, every time
+    config = webhook(hanging.url, {"queues": {"a": {"webhooks": [good.url]}}})
+    sender = await notifier(config, send_timeout=30.0, concurrency=16)
+    for n in range(40):
+        await client.store.create("x", {"n": n}, queue="a")
+    started = asyncio.get_running_loop().time()
+    await good.wait_for(40, timeout=4.0)  # while the hanging receiver holds its slots
+    assert asyncio.get_running_loop().time() - started < 4.0
+    assert sender.per_target == 4 and hanging.got == []
+
+
 async def test_what_a_stopped_notifier_left_is_sent_by_the_next(
     client: ApprovalClient, settings: Settings, receiver: Callable[[str], Receiver], notifier: NotifierFactory
 ) -> None:

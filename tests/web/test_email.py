@@ -8,13 +8,15 @@ not decide, or whose form lacks its CSRF token are refused: nothing decided, and
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,9 +26,10 @@ from approvals.notify.config import RulesFile, SmtpServer
 from approvals.notify.links import link_key, make_link
 from approvals.notify.mailcatcher import CaughtMail, MailCatcher
 from tests.web.conftest import PASSWORD, Site, SiteFactory, csrf_of
-from web import appkeys
+from web import WebSettings, appkeys, create_app
 from web.access.users import Role
 from web.notify import refusals
+from web.notify.mailbox import setup_mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +89,7 @@ async def test_each_recipient_gets_the_request_with_links_of_their_own(mailed: M
     by_to: dict[str, CaughtMail] = {m.to[0]: m for m in mails}
     assert set(by_to) == {"erin@example.com", "pat@example.com"}
     erin = by_to["erin@example.com"]
-    assert erin.subject == "[approvals] refund in payments waits for your approval"
+    assert erin.subject == "[approvals] Approval needed: refund (payments)"
     assert erin.message["From"] == "approvals@example.com" and erin.message["X-Approvals-Delivery"]
     text = erin.text
     for shown in ("Agent: support-bot", "Task: Refund order A-17", '"amount": 120', "Decide by: ",
@@ -190,6 +193,18 @@ async def test_forged_links_are_refused_and_noted(mailed: Mailed) -> None:
     assert "Refused decision attempts" in ops and ops.count("forged email link (claims erin@example.com)") == 2
 
 
+async def test_odd_tokens_are_refused_plainly(mailed: Mailed) -> None:
+    site, request = mailed.site, await mailed.ask()
+    csrf = csrf_of(await (await site.client.get((await mailed.links(request))["Approve"])).text())
+    deep = base64.urlsafe_b64encode(b"[" * 1400).decode().rstrip("=")
+    for token in ("abc.%C3%A9", "%C3%A9.abc", f"{deep}.x", "eyJ" + "x" * 50 + ".y", "a.b", "x."):
+        page = await site.client.get(f"/links/{token}")
+        assert page.status == 400 and page.headers["Cache-Control"] == "no-store", token
+        posted = await site.client.post(f"/links/{token}", data={"csrf_token": csrf})
+        assert posted.status == 400, token
+    assert (await site.store.get(request.id)).pending
+
+
 async def test_a_flood_of_forged_links_cannot_push_real_entries_out_of_the_audit(
     mailed: Mailed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,3 +302,24 @@ async def test_notify_test_sends_a_test_email_and_says_what_happened(settings: S
     await mailbox.aclose()
     code, out = await notify_test(mailbox.url)
     assert code == 1 and "FAILED email ops@example.com" in out and "0 of 1 targets" in out
+
+
+async def test_the_demo_mailbox_shows_each_user_only_their_own_mail(
+    web_settings: WebSettings, aiohttp_client: Any, mailbox: MailCatcher
+) -> None:
+    config = NotifyConfig(public_url="http://approvals.test", smtp=SmtpServer.parse(mailbox.url),
+                          notify_email=("erin@example.com",))  # fmt: skip
+    app = create_app(replace(web_settings, notify=config))
+    setup_mailbox(app, mailbox)
+    site = Site(await aiohttp_client(app), app[appkeys.CLIENT].store, app[appkeys.USERS], {})
+    await site.users.add("erin", PASSWORD, Role.REVIEWER, email="erin@example.com")
+    await site.users.add("vic", PASSWORD, Role.VIEWER)
+    await site.store.create("fetch", {"url": "https://evil.example/approve"}, queue="ops")
+    await mailbox.wait_for(1)
+    await site.login("erin")
+    page = await (await site.client.get("/demo/mail")).text()
+    assert page.count('<a href="http://approvals.test/links/') == 2 and "Approval needed: fetch (ops)" in page
+    assert "https://evil.example/approve" in page and '<a href="https://evil' not in page  # shown, not linked
+    await site.login("vic")  # a viewer must not see, and use, someone else's decision links
+    page = await (await site.client.get("/demo/mail")).text()
+    assert "/links/" not in page and "You have no email address" in page

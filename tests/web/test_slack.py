@@ -7,6 +7,7 @@ are posted to /slack/actions signed as Slack signs them, or wrongly.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -163,6 +165,35 @@ async def test_forged_and_stale_payloads_are_refused_and_decide_nothing(site: Si
     }
     assert all("signature is missing, wrong, or more than five minutes old" in (e.reason or "") for e in noted)
     assert not api.called("users.info") and not api.responses
+
+
+ODD_SHAPES = [
+    {"user": "U1"},
+    {"type": "block_actions", "actions": {"a": 1}},
+    {"type": "block_actions", "actions": [1]},
+    {"type": "block_actions", "actions": "x"},
+    {"type": "view_submission", "view": "x"},
+    {"type": "view_submission", "view": {"callback_id": "reject", "state": []}},
+    {"type": "view_submission", "view": {"callback_id": "reject", "state": {"values": {"reason": "x"}}}},
+    {"type": "block_actions", "user": {"id": "U" * 500}},
+]
+
+
+async def test_payloads_of_odd_shapes_are_refused_plainly_signed_or_not(site: Site, api: SlackApi) -> None:
+    request = await asked(site, api)
+    bodies = [urlencode({"payload": json.dumps(shape)}) for shape in ODD_SHAPES]
+    bodies += [urlencode({"payload": "[" * 5000}), "payload=%FF%FE", "not a form"]  # deep: RecursionError
+    for body in bodies:
+        unsigned = await post(site, body, {"Content-Type": "application/x-www-form-urlencoded"})
+        assert unsigned.status == 401, body[:80]
+        signed_body = await post(site, body)
+        assert signed_body.status == 400, body[:80]
+        assert "payload" in await signed_body.text()
+    assert (await site.store.get(request.id)).pending
+    assert {e.actor for e in await refusals(site.store)} <= {
+        "unverified Slack payload (claims slack:unknown)",
+        "unverified Slack payload (claims slack:U1)",
+    }
 
 
 async def test_slack_users_are_reviewers_by_confirmed_email_only(site: Site, api: SlackApi) -> None:

@@ -152,7 +152,8 @@ def _field(error: InvalidRequest) -> str | None:
 def already_said(decision: Decision | None) -> str:
     if decision is None:
         return "This request was already decided"
-    at = time.strftime("%H:%M:%S", time.gmtime(decision.decided_at))
+    recent = time.time() - decision.decided_at < 12 * 3600  # else the date too: a link can be opened days later
+    at = time.strftime("%H:%M:%S" if recent else "%Y-%m-%d %H:%M:%S", time.gmtime(decision.decided_at))
     if decision.status is Status.WITHDRAWN:
         return f"Withdrawn at {at} UTC: {decision.reason}. Nobody waits for it any more, so it cannot be decided"
     return f"Already {decision.status.value} by {decision.decided_by} at {at} UTC"

@@ -143,8 +143,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Allow"] = error.headers["Allow"]
         return response
     except Exception:
-        log.exception("approvals: unexpected error on %s %s", request.method, request.path)
+        path = "/links/<token>" if _secret_path(request.path) else request.path  # a link's token decides
+        log.exception("approvals: unexpected error on %s %s", request.method, path)
         return error_response(request, 500, "Something went wrong on our side; it has been logged")
+
+
+def _secret_path(path: str) -> bool:
+    """Paths that are credentials themselves: email decision links."""
+    return path.startswith("/links/")
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -154,5 +160,6 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.get(appkeys.PRINCIPAL) is not None and not request.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")  # what a signed-in user saw stays theirs
+    signed_in = request.get(appkeys.PRINCIPAL) is not None and not request.path.startswith("/static/")
+    if signed_in or _secret_path(request.path):
+        response.headers.setdefault("Cache-Control", "no-store")  # what a person saw stays theirs

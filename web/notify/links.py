@@ -192,9 +192,11 @@ def _set_csrf_cookie(request: web.Request, response: web.StreamResponse, token: 
 def _claimed(token: str) -> dict[str, Any]:
     """What an unverified link says about itself: only ever used to describe a refused attempt."""
     body = token.partition(".")[0][:2000]
+    if not body.startswith("eyJ"):  # '{"' in base64: anything else is no object of ours
+        return {}
     try:
         data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from approvals.notify.mailcatcher import MailCatcher
 
+from .. import appkeys
 from ..access.auth import require_user
 from ..http.render import render
 
@@ -29,24 +30,35 @@ def setup_mailbox(app: web.Application, mailbox: MailCatcher) -> None:
 
 
 async def mailbox_page(request: web.Request) -> web.Response:
-    require_user(request)
+    """The caught mails addressed to the signed-in user: their links decide as that user, so nobody else's."""
+    user = require_user(request)
+    mine = (user.email or "").lower()
+    base = request.app[appkeys.SETTINGS].notify.public_url + "/"
     mails = [
         {
             "subject": m.subject,
             "to": ", ".join(m.to),
             "at": m.at,
-            "lines": [_pieces(line) for line in m.text.splitlines()],
+            "lines": [_pieces(line, base) for line in m.text.splitlines()],
         }
         for m in reversed(request.app[MAILBOX].mails)
+        if mine and mine in (to.lower() for to in m.to)
     ]
-    return render(request, "mailbox.html", {"mails": mails, "server": request.app[MAILBOX].url})
+    return render(request, "mailbox.html", {"mails": mails, "address": user.email})
 
 
-def _pieces(line: str) -> list[dict[str, Any]]:
-    """A line of text as plain pieces and links, for the template to print (escaped) and link."""
+def _pieces(line: str, base: str) -> list[dict[str, Any]]:
+    """A line of text as plain pieces and links to this site (shortened), for the template to print and link.
+
+    Only this site's addresses become links: an agent's arguments could hold any URL.
+    """
     pieces: list[dict[str, Any]] = []
     last = 0
     for match in _URL.finditer(line):
-        pieces += [{"text": line[last : match.start()]}, {"text": match.group(0), "href": match.group(0)}]
+        url = match.group(0)
+        if not url.startswith(base):
+            continue
+        shown = url if len(url) <= 72 else url[:60] + "…"
+        pieces += [{"text": line[last : match.start()]}, {"text": shown, "href": url}]
         last = match.end()
     return [*pieces, {"text": line[last:]}]

@@ -3,7 +3,8 @@
 The audit stream is capped, and these attempts can come from anyone on the internet: unchecked, a flood
 of forged links would push real entries out. So each client address gets `LIMIT` audit entries per
 `WINDOW`; past that its attempts are refused with a 429 and only logged, until the window ends.
-Attempts Slack signed are exempt: they come from people in the workspace, through Slack's addresses.
+Clicks Slack signed are exempt (people in the workspace, through Slack's own addresses), except exact
+replays: whoever captured a signed payload can resend it.
 """
 
 from __future__ import annotations

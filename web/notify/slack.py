@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -104,7 +105,7 @@ async def actions(request: web.Request) -> web.StreamResponse:
     if not _signed(slack.verifier, body, request.headers.get("X-Slack-Request-Timestamp"), signature):
         log.warning("approvals slack: refused a payload with a missing, wrong or stale signature from %s",
                     request.remote)  # fmt: skip
-        claims = _attempt(_claimed(body))  # unverified: only to describe the attempt
+        claims = _claimed(body)  # unverified: only to describe the attempt
         said = "the Slack signature is missing, wrong, or more than five minutes old"
         if not await note_refused(request, claims.request_id, by=f"unverified Slack payload (claims {claims.actor})",
                                   reason=said):  # fmt: skip
@@ -114,18 +115,18 @@ async def actions(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.CLIENT].store
     seen = store.keys.slack_seen(hashlib.sha256(signature.encode()).hexdigest())
     if not await store.redis.set(seen, "1", nx=True, ex=SEEN_FOR):
-        attempt, approval = _attempt(payload), None
+        attempt, approval = payload.attempt(), None
         with contextlib.suppress(RequestNotFound, InvalidRequest):
             approval = await store.get(attempt.request_id)
         said = "replayed: this exact Slack payload was handled before"
         if not await note_refused(request, attempt.request_id, by=attempt.actor, reason=said, approval=approval):
             raise too_many()
         return web.Response(status=409, text="This Slack payload was handled already; a replay decides nothing")
-    if payload.get("type") == "block_actions":
+    if payload.type == "block_actions":
         # Slack wants an answer within 3 seconds: the work goes on after this one.
         slack.tasks.spawn(_clicked(slack, request.app[appkeys.USERS], store, payload))
         return web.Response()
-    if payload.get("type") == "view_submission" and payload.get("view", {}).get("callback_id") == "reject":
+    if payload.type == "view_submission" and payload.view is not None and payload.view.callback_id == "reject":
         return await _reject_submitted(slack, request.app[appkeys.USERS], store, payload)
     return web.Response()  # anything else (a modal closed): nothing to do
 
@@ -137,46 +138,87 @@ def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str | None, sig
         return False
 
 
-def _payload(body: bytes) -> dict[str, Any]:
-    """The JSON in the form field `payload` (how Slack posts interactions)."""
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _User(_Loose):
+    id: str = Field(default="unknown", max_length=40)
+
+
+class _Action(_Loose):
+    action_id: str = ""
+    value: str = Field(default="-", max_length=64)
+
+
+class _Input(_Loose):
+    value: str | None = None
+
+
+class _State(_Loose):
+    values: dict[str, dict[str, _Input]] = Field(default_factory=dict)
+
+
+class _View(_Loose):
+    callback_id: str = ""
+    private_metadata: str = Field(default="-", max_length=64)
+    state: _State = Field(default_factory=_State)
+
+
+class Interaction(_Loose):
+    """The parts of a Slack interaction payload this endpoint reads; any other shape is refused whole."""
+
+    type: str = ""
+    user: _User = Field(default_factory=_User)
+    actions: list[_Action] = Field(default_factory=list, max_length=5)
+    response_url: str | None = None
+    trigger_id: str | None = None
+    view: _View | None = None
+
+    @property
+    def action(self) -> _Action:
+        return self.actions[0] if self.actions else _Action()
+
+    def attempt(self) -> Attempt:
+        if self.type == "view_submission" and self.view is not None:
+            return Attempt(self.user.id, self.view.private_metadata or "-")
+        return Attempt(self.user.id, self.action.value or "-", self.response_url)
+
+    def reason(self) -> str:
+        """The reject modal's reason, as typed."""
+        values = self.view.state.values if self.view is not None else {}
+        return ((values.get(REASON_BLOCK) or {}).get(REASON_BLOCK) or _Input()).value or ""
+
+
+def _payload(body: bytes) -> Interaction:
+    """The JSON in the form field `payload` (how Slack posts interactions), in the shape Slack sends."""
     try:
-        payload = json.loads(parse_qs(body.decode(), max_num_fields=20)["payload"][0])
-    except (UnicodeDecodeError, ValueError, KeyError):
+        data = json.loads(parse_qs(body.decode(), max_num_fields=20)["payload"][0])
+        return Interaction.model_validate(data)
+    except (UnicodeDecodeError, ValueError, KeyError, RecursionError):  # pydantic's ValidationError is a ValueError
         raise web.HTTPBadRequest(text="Expected a form with a 'payload' field of JSON, as Slack sends") from None
-    if not isinstance(payload, dict):
-        raise web.HTTPBadRequest(text="The 'payload' field must be a JSON object")
-    return payload
 
 
-def _claimed(body: bytes) -> dict[str, Any]:
-    """What an unsigned body says it is, if it can be read at all."""
+def _claimed(body: bytes) -> Attempt:
+    """Who and what an unsigned body says it is, if it can be read at all: only to describe the attempt."""
     try:
-        return _payload(body)
+        return _payload(body).attempt()
     except web.HTTPBadRequest:
-        return {}
-
-
-def _attempt(payload: dict[str, Any]) -> Attempt:
-    user = str((payload.get("user") or {}).get("id") or "unknown")[:40]
-    if payload.get("type") == "view_submission":
-        return Attempt(user, str((payload.get("view") or {}).get("private_metadata") or "-"))
-    action = (payload.get("actions") or [{}])[0]
-    return Attempt(user, str(action.get("value") or "-"), payload.get("response_url"))
+        return Attempt("unknown", "-")
 
 
 # -- buttons -----------------------------------------------------------------------------------------
 
 
-async def _clicked(slack: Slack, users: UserStore, store: ApprovalStore, payload: dict[str, Any]) -> None:
-    attempt = _attempt(payload)
-    action = str((payload.get("actions") or [{}])[0].get("action_id"))
+async def _clicked(slack: Slack, users: UserStore, store: ApprovalStore, payload: Interaction) -> None:
+    attempt, action = payload.attempt(), payload.action.action_id
     try:
         reviewer, approval = await _allowed(slack, users, store, attempt)
         if action == "approve":
             await store.approve(approval.id, by=reviewer.name)
             await _show_outcome(slack, store, approval.id)
         elif action == "reject":
-            await slack.web.views_open(trigger_id=payload.get("trigger_id"), view=_reason_modal(approval))
+            await slack.web.views_open(trigger_id=payload.trigger_id, view=_reason_modal(approval))
     except Refused as refused:
         await _refuse(slack, store, attempt, refused)
     except (AlreadyDecided, SelfDecisionForbidden) as error:
@@ -188,12 +230,8 @@ async def _clicked(slack: Slack, users: UserStore, store: ApprovalStore, payload
         log.exception("approvals slack: failed to handle %s's %s on %s", attempt.actor, action, attempt.request_id)
 
 
-async def _reject_submitted(
-    slack: Slack, users: UserStore, store: ApprovalStore, payload: dict[str, Any]
-) -> web.Response:
-    attempt = _attempt(payload)
-    values = payload["view"].get("state", {}).get("values", {})
-    reason = str((values.get(REASON_BLOCK, {}).get(REASON_BLOCK) or {}).get("value") or "").strip()
+async def _reject_submitted(slack: Slack, users: UserStore, store: ApprovalStore, payload: Interaction) -> web.Response:
+    attempt, reason = payload.attempt(), payload.reason().strip()
     if not reason:
         errors = {REASON_BLOCK: "Say why, so the agent can act on it"}
         return web.json_response({"response_action": "errors", "errors": errors})
