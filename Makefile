@@ -68,6 +68,7 @@ bench: $(BENCH_STAMP) redis-server
 	$(BIN)/python bench/agents.py --skip-threads
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/notify.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

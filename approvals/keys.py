@@ -47,10 +47,15 @@ class Keys:
         return f"{self.prefix}events"
 
     @property
-    def notify_due(self) -> str:
-        """Sorted set: notification delivery ids by when they are next due (sent, retried, or re-tried
+    def notify_lanes(self) -> str:
+        """Sorted set: each receiver's lane (a hash of its target) by when its earliest delivery is due
+        (never later than that; a lease finds the true time)."""
+        return f"{self.prefix}notify:lanes"
+
+    def notify_lane(self, lane: str) -> str:
+        """Sorted set: one receiver's delivery ids by when they are next due (sent, retried, or re-tried
         after a sender died holding them)."""
-        return f"{self.prefix}notify:due"
+        return f"{self.prefix}notify:lane:{lane}"
 
     def notify_delivery(self, delivery_id: str) -> str:
         """Hash: one notification delivery (its target, body and attempts), until it is sent or gives up."""

@@ -11,6 +11,7 @@ import email
 import email.policy
 import socket
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -48,11 +49,13 @@ class MailCatcher:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, keep: int = 200) -> None:
         self.mails: deque[CaughtMail] = deque(maxlen=keep)
         self.received = 0  # every message ever taken, kept or not
+        self.connections = 0  # every connection ever accepted
         self.arrived = asyncio.Condition()
         # The socket is bound now, so that the port is known (for the settings) before serving starts.
         self._socket = socket.create_server((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self._server: asyncio.Server | None = None
+        self._protocols: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     @property
     def url(self) -> str:
@@ -61,9 +64,19 @@ class MailCatcher:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(self, hostname="mailcatcher"), sock=self._socket)
+        self._server = await loop.create_server(self._connected, sock=self._socket)
+
+    def _connected(self) -> SMTP:
+        self.connections += 1
+        protocol = SMTP(self, hostname="mailcatcher")
+        self._protocols.add(protocol)
+        return protocol
 
     async def aclose(self) -> None:
+        """Stop listening and drop every connection, as a server going away does."""
+        for protocol in self._protocols:
+            if protocol.transport is not None:
+                protocol.transport.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

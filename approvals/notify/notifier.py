@@ -66,13 +66,38 @@ EVENT_OF = {
 FINAL = {"approved", "rejected", "expired", "cancelled", "withdrawn"}
 NOTIFY_ACTOR = "system:notify"
 
-# KEYS: delivery hash, due set. ARGV: id, due time, then the hash's field/value pairs.
+# Each receiver (target) has a lane: a sorted set of its deliveries by due time. The lanes set holds each
+# lane at (no later than) its earliest due time, so senders find what is due lane by lane, and a lane whose
+# receiver already has all the deliveries it may have in flight is passed over without a look inside.
+
+# KEYS: delivery hash, lane, lanes. ARGV: id, due time, lane, then the hash's field/value pairs.
 # Written once: an event read again (its first reader died before acknowledging) finds it there.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local current = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if not current or tonumber(current) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) end
 return 1
+"""
+
+# KEYS: lane, lanes. ARGV: delivery id, due time, lane. A delivery due again (a retry), if it still exists.
+DUE_AGAIN = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local current = redis.call('ZSCORE', KEYS[2], ARGV[3])
+if not current or tonumber(current) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) end
+return 1
+"""
+
+# KEYS: lane, lanes. ARGV: now, lease end, how many, lane. The lane's due deliveries, each leased until
+# `lease end`; the lane then stands at its new earliest due time (or leaves the lanes, empty).
+LEASE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 0 then redis.call('ZREM', KEYS[2], ARGV[4]) else redis.call('ZADD', KEYS[2], first[2], ARGV[4]) end
+return ids
 """
 
 # KEYS: delivery hash. One more failed attempt, unless the delivery is gone (then -1): never a stray hash.
@@ -89,13 +114,6 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[3], 'status') ~= 'pending' then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 return 1
-"""
-
-# KEYS: due set. ARGV: now, lease end, how many. The due deliveries, each leased until `lease end`.
-LEASE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return ids
 """
 
 
@@ -130,13 +148,15 @@ class Notifier:
         self.send_timeout, self.lease, self.poll = send_timeout, lease, poll
         self.concurrency, self.per_target = concurrency, max(1, concurrency // 4)
         self._sends = BackgroundTasks()  # one per delivery being sent
-        self._busy: collections.Counter[str] = collections.Counter()  # deliveries being sent, per target
+        self._mailer: email.Mailer | None = None  # connections to the mail server, kept open
+        self._busy: collections.Counter[str] = collections.Counter()  # deliveries being sent, per lane
         self._due = asyncio.Event()  # set when this process enqueued something: send without waiting a poll
         self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
         self._slack: SlackMessages | None = None
         self._enqueue = store.redis.register_script(ENQUEUE)
         self._lease = store.redis.register_script(LEASE)
+        self._due_again = store.redis.register_script(DUE_AGAIN)
         self._count_attempt = store.redis.register_script(COUNT_ATTEMPT)
         self._fire = store.redis.register_script(FIRE)
 
@@ -153,6 +173,8 @@ class Notifier:
     async def aclose(self) -> None:
         await self._tasks.aclose()
         await self._sends.aclose()  # their leases end, and another notifier sends them
+        if self._mailer is not None:
+            await self._mailer.aclose()
         if self._http is not None:
             await self._http.close()
         await self._reader.aclose()
@@ -187,10 +209,11 @@ class Notifier:
                         continue
                 backoff = 0.1
                 for _, entries in replies:
-                    for event_id, fields in entries:
-                        if fields:  # a trimmed entry claimed back comes without fields
-                            await self.handle(AuditEvent.from_entry(event_id, fields))
-                        await self.store.redis.xack(keys.events, GROUP, event_id)
+                    # A batch at once (each event's deliveries are sent in any order anyway), then acknowledged:
+                    # if one fails, the batch is read again, and what was written is found, not made twice.
+                    events = [AuditEvent.from_entry(event_id, fields) for event_id, fields in entries if fields]
+                    await asyncio.gather(*(self.handle(event) for event in events))  # trimmed ones have no fields
+                    await self.store.redis.xack(keys.events, GROUP, *[event_id for event_id, _ in entries])
             except (RedisError, OSError) as error:
                 log.warning(
                     "approvals notify: lost Redis while reading events (%s); retrying in %.1f s", error, backoff
@@ -210,14 +233,18 @@ class Notifier:
             return 0
         request = await self._request(event.request_id)
         await self._schedule_timers(event, request)
-        made = 0
-        for target in self.config.targets(event.queue, kind):
-            delivery_id = hashlib.sha256(f"{event.event_id}|{target.key}".encode()).hexdigest()[:32]
-            body = json.dumps(self.payload(delivery_id, kind, event, request), separators=(",", ":"), default=str)
-            fields = {"target": json.dumps(target.to_json()), "event": kind, "body": body, "attempts": "0"}
-            keys = [self.store.keys.notify_delivery(delivery_id), self.store.keys.notify_due]
-            args = [delivery_id, time.time(), *[x for pair in fields.items() for x in pair]]
-            made += int(await self._enqueue(keys=keys, args=args))
+        async with self.store.redis.pipeline(transaction=False) as pipe:  # one round trip for all its targets
+            for target in self.config.targets(event.queue, kind):
+                delivery_id = hashlib.sha256(f"{event.event_id}|{target.key}".encode()).hexdigest()[:32]
+                payload = self.payload(delivery_id, kind, event, request)
+                body = json.dumps(payload, separators=(",", ":"), default=str)
+                fields = {"target": json.dumps(target.to_json()), "event": kind, "body": body, "attempts": "0"}
+                lane = lane_of(target)
+                keys = [self.store.keys.notify_delivery(delivery_id), self.store.keys.notify_lane(lane),
+                        self.store.keys.notify_lanes]  # fmt: skip
+                args = [delivery_id, time.time(), lane, *[x for pair in fields.items() for x in pair]]
+                await self._enqueue(keys=keys, args=args, client=pipe)
+            made = sum(int(n) for n in await pipe.execute())
         if made:
             self._due.set()
         return made
@@ -291,61 +318,63 @@ class Notifier:
             self._due.clear()
 
     async def send_due(self) -> int:
-        """Lease as many due deliveries as there are free slots, each sent by a task of its own: how many.
+        """Lease due deliveries, lane by lane, as slots free up, each sent by a task of its own: how many.
 
-        A receiver that never answers holds only the slots of its own deliveries (at most `per_target`
-        at once), until their timeout: everything else keeps flowing past it.
+        A receiver has at most `per_target` deliveries in flight here: one that never answers holds
+        those, until they time out, and its lane is passed over meanwhile; every other lane flows.
         """
-        free = self.concurrency - len(self._sends)
-        if free <= 0:
-            return 0
+        keys, started = self.store.keys, 0
         now = time.time()
-        ids = await self._lease(keys=[self.store.keys.notify_due], args=[now, now + self.lease, free])
-        for delivery_id in ids:
-            self._sends.spawn(self._send_guarded(delivery_id))
-        return len(ids)
+        for lane in await self.store.redis.zrangebyscore(keys.notify_lanes, "-inf", now, start=0, num=500):
+            free = self.concurrency - len(self._sends)
+            if free <= 0:
+                break
+            take = min(free, self.per_target - self._busy[lane])
+            if take <= 0:
+                continue
+            ids = await self._lease(keys=[keys.notify_lane(lane), keys.notify_lanes],
+                                    args=[now, now + self.lease, take, lane])  # fmt: skip
+            for delivery_id in ids:
+                self._busy[lane] += 1
+                self._sends.spawn(self._send_guarded(lane, delivery_id))
+            started += len(ids)
+        return started
 
-    async def _send_guarded(self, delivery_id: str) -> None:
+    async def _send_guarded(self, lane: str, delivery_id: str) -> None:
         try:
-            await self._send_one(delivery_id)
+            await self._send_one(lane, delivery_id)
         except (RedisError, OSError) as error:  # its lease ends, and it is sent again
             log.warning("approvals notify: lost Redis while sending %s (%s)", delivery_id, error)
         except Exception:
             log.exception("approvals notify: unexpected error sending %s; it is retried when its lease ends",
                           delivery_id)  # fmt: skip
         finally:
+            self._busy[lane] -= 1
+            if not self._busy[lane]:
+                del self._busy[lane]
             self._due.set()  # a slot is free: lease more now rather than at the next poll
 
-    async def _send_one(self, delivery_id: str) -> None:
+    async def _send_one(self, lane: str, delivery_id: str) -> None:
         keys, redis = self.store.keys, self.store.redis
         fields: Mapping[str, str] = await redis.hgetall(keys.notify_delivery(delivery_id))
         if "target" not in fields:  # sent by another process meanwhile (or only a stray counter is left)
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
-                pipe.zrem(keys.notify_due, delivery_id)
+                pipe.zrem(keys.notify_lane(lane), delivery_id)
                 await pipe.execute()
             return
         target = self._target(json.loads(fields["target"]))
-        if self._busy[target.key] >= self.per_target:  # that receiver has enough on its plate: come back soon
-            await redis.zadd(keys.notify_due, {delivery_id: time.time() + self.poll}, xx=True)
-            return
-        self._busy[target.key] += 1
-        try:
-            if isinstance(target, EmailTarget):
-                error = await self._email(target, json.loads(fields["body"]))
-            elif isinstance(target, SlackTarget):
-                error = await self._to_slack(target, json.loads(fields["body"]))
-            else:
-                error = await self._post(target, delivery_id, fields["event"], fields["body"])
-        finally:
-            self._busy[target.key] -= 1
-            if not self._busy[target.key]:
-                del self._busy[target.key]
+        if isinstance(target, EmailTarget):
+            error = await self._email(target, json.loads(fields["body"]))
+        elif isinstance(target, SlackTarget):
+            error = await self._to_slack(target, json.loads(fields["body"]))
+        else:
+            error = await self._post(target, delivery_id, fields["event"], fields["body"])
         channel = target.channel
         if error is None:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
-                pipe.zrem(keys.notify_due, delivery_id)
+                pipe.zrem(keys.notify_lane(lane), delivery_id)
                 pipe.hincrby(keys.notify_counts, f"{channel}:delivered", 1)
                 await pipe.execute()
             return
@@ -358,7 +387,7 @@ class Notifier:
                        "attempts": attempts, "at": time.time()}  # fmt: skip
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
-                pipe.zrem(keys.notify_due, delivery_id)
+                pipe.zrem(keys.notify_lane(lane), delivery_id)
                 pipe.lpush(keys.notify_failures, json.dumps(failure))
                 pipe.ltrim(keys.notify_failures, 0, 99)
                 pipe.hincrby(keys.notify_counts, f"{channel}:failed", 1)
@@ -370,9 +399,10 @@ class Notifier:
         retry_in = max(min(self.max_retry, self.first_retry * 2 ** (attempts - 1)), getattr(error, "retry_after", 0))
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.notify_delivery(delivery_id), "last_error", error)
-            pipe.zadd(keys.notify_due, {delivery_id: time.time() + retry_in}, xx=True)
             pipe.hincrby(keys.notify_counts, f"{channel}:retried", 1)
             await pipe.execute()
+        await self._due_again(keys=[keys.notify_lane(lane), keys.notify_lanes],
+                              args=[delivery_id, time.time() + retry_in, lane])  # fmt: skip
 
     def _target(self, described: dict[str, str]) -> Target:
         if described.get("kind") == "email":
@@ -390,7 +420,9 @@ class Notifier:
         if self.config.smtp is None:
             return "no mail server is configured (APPROVALS_SMTP_URL)"
         message = email.render(self.config, target.to, payload, await self._links(target, payload))
-        return await email.send(self.config.smtp, message, self.send_timeout)
+        if self._mailer is None:
+            self._mailer = email.Mailer(self.config.smtp, self.send_timeout)
+        return await self._mailer.send(message)
 
     async def _links(self, target: EmailTarget, payload: dict[str, Any]) -> dict[str, str] | None:
         """Decision links for this recipient, while the request can still be decided (checked as sent)."""
@@ -470,6 +502,11 @@ async def post_webhook(
             return None if 200 <= response.status < 300 else f"HTTP {response.status}"
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def lane_of(target: Target) -> str:
+    """The lane of a receiver's deliveries: a short hash of the target (its key can be a long URL)."""
+    return hashlib.sha256(target.key.encode()).hexdigest()[:16]
 
 
 def sign(secret: str, body: bytes) -> str:

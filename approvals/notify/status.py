@@ -18,11 +18,14 @@ class NotifyStatus:
 
 async def notify_status(store: ApprovalStore, failures: int = 20) -> NotifyStatus:
     keys = store.keys
+    lanes = await store.redis.zrange(keys.notify_lanes, 0, -1)
     async with store.redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.notify_counts)
-        pipe.zcard(keys.notify_due)
         pipe.lrange(keys.notify_failures, 0, failures - 1)
-        counts, pending, failed = await pipe.execute()
+        for lane in lanes:
+            pipe.zcard(keys.notify_lane(lane))
+        counts, failed, *per_lane = await pipe.execute()
+    pending = sum(per_lane)
     by_channel = {}
     for key, value in counts.items():
         channel, _, outcome = key.rpartition(":")

@@ -22,6 +22,7 @@ import pytest
 
 from approvals import ApprovalRequest, AuditEvent, Settings, Status
 from approvals.notify import NotifyConfig
+from approvals.notify import email as mail
 from approvals.notify.config import RulesFile, SmtpServer
 from approvals.notify.links import link_key, make_link
 from approvals.notify.mailcatcher import CaughtMail, MailCatcher
@@ -323,3 +324,19 @@ async def test_the_demo_mailbox_shows_each_user_only_their_own_mail(
     await site.login("vic")  # a viewer must not see, and use, someone else's decision links
     page = await (await site.client.get("/demo/mail")).text()
     assert "/links/" not in page and "You have no email address" in page
+
+
+async def test_mail_goes_through_kept_connections_opened_again_when_the_server_drops_them() -> None:
+    async with MailCatcher() as first:
+        mailer = mail.Mailer(SmtpServer.parse(first.url), timeout=5.0)
+        config = NotifyConfig()
+        for n in range(5):
+            assert await mailer.send(mail.test_message(config, f"r{n}@example.com")) is None
+        assert first.received == 5 and first.connections == 1  # one handshake for all five
+        port = first.port
+    async with MailCatcher(port=port) as second:  # the server went away and came back: the kept one is dead
+        assert await mailer.send(mail.test_message(config, "again@example.com")) is None
+        assert second.received == 1 and second.connections == 1
+    said = await mailer.send(mail.test_message(config, "nobody@example.com"))  # nothing listens now
+    assert said is not None and ("ConnectionRefused" in said or "SMTPConnect" in said), said
+    await mailer.aclose()
