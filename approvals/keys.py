@@ -67,6 +67,11 @@ class Keys:
         return f"{self.prefix}notify:timers"
 
     @property
+    def refused_counts(self) -> str:
+        """Hash: refused decision attempts ever noted, by where they came from (email, slack)."""
+        return f"{self.prefix}refused:counts"
+
+    @property
     def refused_recent(self) -> str:
         """List: the latest refused decision attempts (JSON audit entries), newest first, for the Ops page."""
         return f"{self.prefix}refused:recent"

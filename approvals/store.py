@@ -283,12 +283,13 @@ class ApprovalStore:
         return expired
 
     async def record_refused(
-        self, request_id: str, *, by: str, reason: str, request: ApprovalRequest | None = None
+        self, request_id: str, *, by: str, reason: str, request: ApprovalRequest | None = None, via: str = "other"
     ) -> None:
         """Note in the audit that someone tried to decide `request_id` and was refused (nothing else changes).
 
         For attempts from outside the dashboard (an email link, a Slack button): a forged, replayed or
         expired link, or a person who may not decide, leaves a trace of what was tried and why it failed.
+        `via` (email, slack) is what /metrics counts them by.
         """
         entry = {
             "type": "refused",
@@ -304,6 +305,7 @@ class ApprovalStore:
             pipe.xadd(self.keys.events, entry, maxlen=self.settings.events_maxlen, approximate=True)
             pipe.lpush(self.keys.refused_recent, json.dumps(entry))
             pipe.ltrim(self.keys.refused_recent, 0, RECENT_REFUSALS - 1)
+            pipe.hincrby(self.keys.refused_counts, via[:20], 1)
             await pipe.execute()
 
     async def recent_refusals(self, limit: int = 20) -> list[AuditEvent]:

@@ -192,6 +192,8 @@ async def test_forged_links_are_refused_and_noted(mailed: Mailed) -> None:
     await site.login("vic")
     ops = await (await site.client.get("/ops")).text()
     assert "Refused decision attempts" in ops and ops.count("forged email link (claims erin@example.com)") == 2
+    metrics = await (await site.client.get("/metrics")).text()
+    assert 'approvals_refused_attempts_total{via="email"} 4.0' in metrics
 
 
 async def test_odd_tokens_are_refused_plainly(mailed: Mailed) -> None:

@@ -164,6 +164,8 @@ async def test_forged_and_stale_payloads_are_refused_and_decide_nothing(site: Si
         "unverified Slack payload (claims slack:URITA)",
     }
     assert all("signature is missing, wrong, or more than five minutes old" in (e.reason or "") for e in noted)
+    metrics = await (await site.client.get("/metrics", headers=site.bearer("vic"))).text()
+    assert 'approvals_refused_attempts_total{via="slack"} 6.0' in metrics
     assert not api.called("users.info") and not api.responses
 
 

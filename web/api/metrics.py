@@ -168,7 +168,14 @@ def _notifications(notify: NotifyStatus) -> Iterator[Metric]:
         deliveries.add_metric([channel, outcome], count)
     pending = GaugeMetricFamily("approvals_notify_pending", "Notification deliveries not sent yet (due or retrying).")
     pending.add_metric([], notify.pending)
-    yield from (deliveries, pending)
+    refused = CounterMetricFamily(
+        "approvals_refused_attempts",
+        "Attempts to decide from an email link or Slack that were refused (forged, replayed, expired, not allowed).",
+        labels=["via"],
+    )
+    for via, count in sorted(notify.refused.items()):
+        refused.add_metric([via], count)
+    yield from (deliveries, pending, refused)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -93,7 +93,7 @@ async def use_link(request: web.Request) -> web.Response:
     except Refused as refused:
         claimed, who = _claimed_id(token, refused.approval), await _who(request, token)
         said = f"email link: {refused.message}"
-        if not await note_refused(request, claimed, by=who, reason=said, approval=refused.approval):
+        if not await note_refused(request, claimed, by=who, reason=said, approval=refused.approval, via="email"):
             refused = Refused(429, f"Too many refused attempts from your address; try again in {WINDOW // 60:.0f} "
                                    "minutes.")  # fmt: skip
         return _refusal_page(request, refused)

@@ -25,7 +25,7 @@ WINDOW = 600.0
 
 
 async def note_refused(
-    request: web.Request, request_id: str, *, by: str, reason: str, approval: ApprovalRequest | None = None,
+    request: web.Request, request_id: str, *, by: str, reason: str, via: str, approval: ApprovalRequest | None = None,
     throttled: bool = True,
 ) -> bool:  # fmt: skip
     """Add a `refused` audit entry (saying, for attempts anyone could send, from which address); False, and
@@ -44,7 +44,7 @@ async def note_refused(
                             LIMIT, address, WINDOW // 60)  # fmt: skip
             return False
         reason = f"{reason} (from {address})"
-    await store.record_refused(request_id, by=by, reason=reason, request=approval)
+    await store.record_refused(request_id, by=by, reason=reason, request=approval, via=via)
     return True
 
 

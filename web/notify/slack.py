@@ -108,7 +108,7 @@ async def actions(request: web.Request) -> web.StreamResponse:
         claims = _claimed(body)  # unverified: only to describe the attempt
         said = "the Slack signature is missing, wrong, or more than five minutes old"
         if not await note_refused(request, claims.request_id, by=f"unverified Slack payload (claims {claims.actor})",
-                                  reason=said):  # fmt: skip
+                                  reason=said, via="slack"):  # fmt: skip
             raise too_many()
         raise web.HTTPUnauthorized(text=f"Refused: {said}")
     payload = _payload(body)
@@ -119,7 +119,8 @@ async def actions(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(RequestNotFound, InvalidRequest):
             approval = await store.get(attempt.request_id)
         said = "replayed: this exact Slack payload was handled before"
-        if not await note_refused(request, attempt.request_id, by=attempt.actor, reason=said, approval=approval):
+        if not await note_refused(request, attempt.request_id, by=attempt.actor, reason=said, approval=approval,
+                                  via="slack"):  # fmt: skip
             raise too_many()
         return web.Response(status=409, text="This Slack payload was handled already; a replay decides nothing")
     if payload.type == "block_actions":
@@ -240,7 +241,7 @@ async def _reject_submitted(slack: Slack, users: UserStore, store: ApprovalStore
         await store.reject(approval.id, by=reviewer.name, reason=reason)
     except Refused as refused:
         await store.record_refused(attempt.request_id, by=attempt.actor, reason=refused.reason,
-                                   request=refused.request)  # fmt: skip
+                                   request=refused.request, via="slack")  # fmt: skip
         return web.json_response({"response_action": "update", "view": _notice(f"Not rejected: {refused.reason}")})
     except (AlreadyDecided, SelfDecisionForbidden) as error:
         await _audit(store, attempt, _said(error))
@@ -303,7 +304,8 @@ async def reviewer_of(slack: Slack, users: UserStore, slack_user: str, approval:
 
 
 async def _refuse(slack: Slack, store: ApprovalStore, attempt: Attempt, refused: Refused) -> None:
-    await store.record_refused(attempt.request_id, by=attempt.actor, reason=refused.reason, request=refused.request)
+    await store.record_refused(attempt.request_id, by=attempt.actor, reason=refused.reason, request=refused.request,
+                               via="slack")  # fmt: skip
     if attempt.response_url:  # only the clicker sees it; the message stays as it is
         text = f"Not done: {refused.reason}."
         hook = AsyncWebhookClient(attempt.response_url, session=slack.session)
@@ -318,7 +320,7 @@ async def _audit(store: ApprovalStore, attempt: Attempt, reason: str) -> None:
         approval: ApprovalRequest | None = await store.get(attempt.request_id)
     except (RequestNotFound, InvalidRequest):
         approval = None
-    await store.record_refused(attempt.request_id, by=attempt.actor, reason=reason, request=approval)
+    await store.record_refused(attempt.request_id, by=attempt.actor, reason=reason, request=approval, via="slack")
 
 
 async def _show_outcome(slack: Slack, store: ApprovalStore, request_id: str) -> None:
