@@ -9,10 +9,10 @@ from aiohttp import web
 if TYPE_CHECKING:
     from approvals import ApprovalClient
     from approvals.notify import Notifier
+    from approvals.notify.slack import Slack
 
     from .access.users import User, UserStore
     from .dashboard.feed import AuditFeed
-    from .notify.slack import Slack
     from .runs.feed import RunFeed
     from .runs.profiles import AgentFactory
     from .runs.store import RunStore

@@ -15,11 +15,13 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..errors import InvalidRequest, RequestNotFound
 from ..models import ApprovalRequest
 from ..store import ApprovalStore
+from ..tasks import BackgroundTasks
 from .config import NotifyConfig
 
 ARGS_LIMIT = 2500  # characters of arguments shown: a section holds 3000
@@ -60,6 +62,18 @@ class Outcome:
         if decision is None:
             return None
         return cls(decision.status.value, decision.decided_by, decision.decided_at, decision.reason)
+
+
+@dataclass
+class Slack:
+    """What Slack's interactivity endpoint (web/notify/slack.py) works with: the Web API client, the
+    signature verifier, and the tasks it leaves running."""
+
+    config: NotifyConfig
+    web: AsyncWebClient
+    session: aiohttp.ClientSession
+    verifier: SignatureVerifier
+    tasks: BackgroundTasks
 
 
 def web_client(config: NotifyConfig, session: aiohttp.ClientSession, *, retries: bool = True) -> AsyncWebClient:

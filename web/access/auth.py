@@ -6,13 +6,14 @@ Views call `require_user(request)` and the permission helpers; only this module 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from approvals import ApprovalRequest
+from approvals import ApprovalRequest, Decision, Status
 
 from .. import appkeys
 from ..http.render import wants_json
@@ -125,6 +126,17 @@ def why_not_decide(user: User | None, approval: ApprovalRequest | None = None) -
     if approval.requested_by == user.name:
         return "You made this request, so someone else must decide it."
     return None
+
+
+def already_said(decision: Decision | None) -> str:
+    """Why a request can no longer be decided, in a sentence: who decided it, and when."""
+    if decision is None:
+        return "This request was already decided"
+    recent = time.time() - decision.decided_at < 12 * 3600  # else the date too: a link can be opened days later
+    at = time.strftime("%H:%M:%S" if recent else "%Y-%m-%d %H:%M:%S", time.gmtime(decision.decided_at))
+    if decision.status is Status.WITHDRAWN:
+        return f"Withdrawn at {at} UTC: {decision.reason}. Nobody waits for it any more, so it cannot be decided"
+    return f"Already {decision.status.value} by {decision.decided_by} at {at} UTC"
 
 
 def _queues(queues: tuple[str, ...]) -> str:

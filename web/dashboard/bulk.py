@@ -15,9 +15,8 @@ from aiohttp import web
 from approvals import AlreadyDecided, InvalidRequest, RequestNotFound, SelfDecisionForbidden
 
 from .. import appkeys
-from ..access.auth import SESSION_COOKIE, can_decide, check_csrf, require_user, why_not_decide
+from ..access.auth import SESSION_COOKIE, already_said, can_decide, check_csrf, require_user, why_not_decide
 from ..http.inputs import form_text, read_form
-from .request import already_said
 
 MAX_SELECTED = 100  # rows one bulk decision may carry: a page of the queue, and then some
 FLASH = "bulk"

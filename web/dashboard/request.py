@@ -12,17 +12,16 @@ from aiohttp import web
 from approvals import (
     AlreadyDecided,
     ApprovalRequest,
-    Decision,
     InvalidRequest,
     RequestNotFound,
     SelfDecisionForbidden,
-    Status,
 )
 from approvals import validation as check
 
 from .. import appkeys
 from ..access.auth import (
     SESSION_COOKIE,
+    already_said,
     can_decide,
     check_csrf,
     current_user,
@@ -147,16 +146,6 @@ def _field(error: InvalidRequest) -> str | None:
     """The form field an error is about (edited_args.amount is about edited_args)."""
     field = error.field.split(".", 1)[0]
     return field if field in ("reason", "edited_args") else None
-
-
-def already_said(decision: Decision | None) -> str:
-    if decision is None:
-        return "This request was already decided"
-    recent = time.time() - decision.decided_at < 12 * 3600  # else the date too: a link can be opened days later
-    at = time.strftime("%H:%M:%S" if recent else "%Y-%m-%d %H:%M:%S", time.gmtime(decision.decided_at))
-    if decision.status is Status.WITHDRAWN:
-        return f"Withdrawn at {at} UTC: {decision.reason}. Nobody waits for it any more, so it cannot be decided"
-    return f"Already {decision.status.value} by {decision.decided_by} at {at} UTC"
 
 
 def _edited(approval: ApprovalRequest, edited_text: str | None) -> bool:

@@ -35,10 +35,9 @@ from approvals.notify.links import Link, args_digest, link_key, read_link
 from approvals.notify.notifier import MayDecide
 
 from .. import appkeys
-from ..access.auth import can_decide, why_not_decide
+from ..access.auth import already_said, can_decide, why_not_decide
 from ..access.login import secrets_equal
 from ..access.users import User, UserStore
-from ..dashboard.request import already_said
 from ..http.inputs import form_text, read_form
 from ..http.params import store_of
 from ..http.render import render

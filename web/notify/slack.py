@@ -27,7 +27,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from approvals import (
@@ -38,31 +37,18 @@ from approvals import (
     RequestNotFound,
     SelfDecisionForbidden,
 )
-from approvals.notify.config import NotifyConfig
-from approvals.notify.slack import Outcome, SlackMessages, describe, web_client
+from approvals.notify.slack import Outcome, Slack, SlackMessages, describe, web_client
 from approvals.tasks import BackgroundTasks
 
 from .. import appkeys
-from ..access.auth import can_decide, why_not_decide
+from ..access.auth import already_said, can_decide, why_not_decide
 from ..access.users import User, UserStore
-from ..dashboard.request import already_said
 from .refusals import note_refused, too_many
 
 log = logging.getLogger("approvals.slack")
 
 SEEN_FOR = 600  # seconds a handled payload is remembered: longer than the five minutes it is valid for
 REASON_BLOCK = "reason"
-
-
-@dataclass
-class Slack:
-    """What the endpoint works with: the Web API client, the verifier, and the tasks it leaves running."""
-
-    config: NotifyConfig
-    web: AsyncWebClient
-    session: aiohttp.ClientSession
-    verifier: SignatureVerifier
-    tasks: BackgroundTasks
 
 
 async def slack_client(app: web.Application) -> AsyncIterator[None]:
