@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,9 @@ from aiohttp import web
 from playwright.async_api import Browser, Page
 
 from approvals import ApprovalClient, Settings, Status
+from approvals.notify import NotifyConfig
+from approvals.notify.config import SmtpServer
+from approvals.notify.mailcatcher import MailCatcher
 from tests.redis_server import free_port
 from tests.web.conftest import ARTIFACTS, PASSWORD
 from tests.web.test_runs_service import LEDGER_PROFILE
@@ -28,11 +32,11 @@ async def server(settings: Settings) -> AsyncIterator[tuple[str, web.Application
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: WebSettings) -> AsyncIterator[tuple[str, web.Application]]:
+async def serving(settings: WebSettings, port: int | None = None) -> AsyncIterator[tuple[str, web.Application]]:
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
+    port = port or free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await app[appkeys.USERS].add("rita", PASSWORD, Role.REVIEWER)
     yield f"http://127.0.0.1:{port}", app
@@ -143,3 +147,32 @@ async def test_editing_the_arguments_turns_approve_into_approve_with_edits(
     stored = await store.get(request.id)
     assert (stored.status, stored.edited_args) == (Status.APPROVED, {"order": "A-1", "amount": 100})
     await page.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_reviewer_approves_from_an_email_link_and_the_agent_resumes(
+    settings: Settings, browser: Browser
+) -> None:
+    port = free_port()
+    async with MailCatcher() as mailbox:
+        notify = NotifyConfig(public_url=f"http://127.0.0.1:{port}", smtp=SmtpServer.parse(mailbox.url),
+                              notify_email=("erin@example.com",))  # fmt: skip
+        async with serving(WebSettings(approvals=settings, notify=notify), port) as (_, app):
+            await app[appkeys.USERS].add("erin", PASSWORD, Role.REVIEWER, email="erin@example.com")
+            async with ApprovalClient(settings, requested_by="agent-7") as client:
+                asking = asyncio.ensure_future(
+                    client.request_approval("refund", {"order": "A-17", "amount": 120}, queue="payments", timeout=60)
+                )
+                [mail] = await mailbox.wait_for(1)
+                approve = re.search(r"Approve: (\S+)", mail.text).group(1)
+                context = await browser.new_context(viewport={"width": 390, "height": 844})  # a phone, not signed in
+                page = await context.new_page()
+                await page.goto(approve)
+                await page.get_by_role("button", name="Approve").click()
+                await page.get_by_text("approved it as erin").wait_for()
+                await page.screenshot(path=str(ARTIFACTS / "email-link.png"), full_page=True)
+                decision = await asyncio.wait_for(asking, 5)
+                assert decision.status is Status.APPROVED and decision.decided_by == "erin"
+                await page.goto(approve)  # the same link again
+                assert "This link cannot decide" in await page.content()
+                await context.close()
