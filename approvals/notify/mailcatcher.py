@@ -27,6 +27,7 @@ class CaughtMail:
     to: tuple[str, ...]
     message: EmailMessage
     at: float
+    number: int = 0  # 1 for the first message this catcher took, and so on
 
     @property
     def subject(self) -> str:
@@ -95,8 +96,8 @@ class MailCatcher:
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         async with self.arrived:
-            self.mails.append(CaughtMail(tuple(envelope.rcpt_tos), message, time.time()))
             self.received += 1
+            self.mails.append(CaughtMail(tuple(envelope.rcpt_tos), message, time.time(), self.received))
             self.arrived.notify_all()
         return "250 Message accepted for delivery"
 

@@ -323,9 +323,14 @@ async def test_the_demo_mailbox_shows_each_user_only_their_own_mail(
     page = await (await site.client.get("/demo/mail")).text()
     assert page.count('<a href="http://approvals.test/links/') == 2 and "Approval needed: fetch (ops)" in page
     assert "https://evil.example/approve" in page and '<a href="https://evil' not in page  # shown, not linked
+    framed = await site.client.get("/demo/mail/1")  # the mail's own HTML, as a mail client shows it
+    assert framed.status == 200 and "script-src" not in framed.headers["Content-Security-Policy"]
+    assert framed.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert '<base target="_top">' in await framed.text() and 'src="/demo/mail/1"' in page
     await site.login("vic")  # a viewer must not see, and use, someone else's decision links
     page = await (await site.client.get("/demo/mail")).text()
     assert "/links/" not in page and "You have no email address" in page
+    assert (await site.client.get("/demo/mail/1")).status == 404
 
 
 async def test_mail_goes_through_kept_connections_opened_again_when_the_server_drops_them() -> None:

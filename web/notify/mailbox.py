@@ -26,6 +26,7 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 def setup_mailbox(app: web.Application, mailbox: MailCatcher) -> None:
     app[MAILBOX] = mailbox
     app.router.add_get("/demo/mail", mailbox_page)
+    app.router.add_get("/demo/mail/{number:[0-9]{1,9}}", mail_html)
     aiohttp_jinja2.get_env(app).globals["demo_mailbox"] = True  # the menu shows "Mail"
 
 
@@ -36,6 +37,8 @@ async def mailbox_page(request: web.Request) -> web.Response:
     base = request.app[appkeys.SETTINGS].notify.public_url + "/"
     mails = [
         {
+            "number": m.number,
+            "html": bool(m.html),
             "subject": m.subject,
             "to": ", ".join(m.to),
             "at": m.at,
@@ -45,6 +48,22 @@ async def mailbox_page(request: web.Request) -> web.Response:
         if mine and mine in (to.lower() for to in m.to)
     ]
     return render(request, "mailbox.html", {"mails": mails, "address": user.email})
+
+
+# The mail's own HTML, framed in the mailbox page: no script, no request to anywhere, inline styles (as
+# mail clients allow); its links open in the whole window, as from a mail client.
+MAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; frame-ancestors 'self'"
+
+
+async def mail_html(request: web.Request) -> web.Response:
+    """One caught mail's HTML part, as a reviewer's mail client shows it (only to whom it was sent)."""
+    user = require_user(request)
+    number, mine = int(request.match_info["number"]), (user.email or "").lower()
+    for mail in request.app[MAILBOX].mails:
+        if mail.number == number and mine and mine in (to.lower() for to in mail.to) and mail.html:
+            html = mail.html.replace("<html>", '<html><head><base target="_top"></head>', 1)
+            return web.Response(text=html, content_type="text/html", headers={"Content-Security-Policy": MAIL_CSP})
+    raise web.HTTPNotFound(text="No such mail in your demo mailbox (it keeps the last 200)")
 
 
 def _pieces(line: str, base: str) -> list[dict[str, Any]]:
