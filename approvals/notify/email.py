@@ -52,6 +52,7 @@ def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[s
         ("By", payload.get("actor") if event not in ("created",) else None),
         ("Reason", payload.get("reason")),
     ]
+    facts += _more_context(context)
     facts = [(k, str(v)) for k, v in facts if v]
     text = [subject, ""] + [f"{k}: {v}" for k, v in facts] + ["", "Arguments:", args, ""]
     if links:
@@ -160,6 +161,14 @@ def _options(smtp: SmtpServer) -> dict[str, Any]:
 
 def _said(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _more_context(context: Any, most: int = 6) -> list[tuple[str, Any]]:
+    """The agent's context beyond its task, as facts: its short plain values (long ones are cut)."""
+    if not isinstance(context, dict):
+        return []
+    plain = [(k, v) for k, v in context.items() if k != "task" and isinstance(v, (str, int, float)) and v != ""]
+    return [(str(k).replace("_", " ").capitalize()[:40], str(v)[:200]) for k, v in plain[:most]]
 
 
 def _when(at: Any) -> str | None:

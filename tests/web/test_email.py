@@ -85,7 +85,8 @@ async def mailed(make_site: SiteFactory, mailbox: MailCatcher) -> Mailed:
 
 
 async def test_each_recipient_gets_the_request_with_links_of_their_own(mailed: Mailed) -> None:
-    request = await mailed.ask(agent_id="support-bot", context={"task": "Refund order A-17"}, timeout=3600)
+    context = {"task": "Refund order A-17", "step": 3, "customer_tier": "gold", "history": ["long", "list"]}
+    request = await mailed.ask(agent_id="support-bot", context=context, timeout=3600)
     mails = await mailed.mailbox.wait_for(2)
     by_to: dict[str, CaughtMail] = {m.to[0]: m for m in mails}
     assert set(by_to) == {"erin@example.com", "pat@example.com"}
@@ -93,6 +94,7 @@ async def test_each_recipient_gets_the_request_with_links_of_their_own(mailed: M
     assert erin.subject == "[approvals] Approval needed: refund (payments)"
     assert erin.message["From"] == "approvals@example.com" and erin.message["X-Approvals-Delivery"]
     text = erin.text
+    assert "Step: 3" in text and "Customer tier: gold" in text and "History" not in text
     for shown in ("Agent: support-bot", "Task: Refund order A-17", '"amount": 120', "Decide by: ",
                   f"http://approvals.test/requests/{request.id}"):  # fmt: skip
         assert shown in text
