@@ -100,9 +100,11 @@ if #first == 0 then redis.call('ZREM', KEYS[2], ARGV[4]) else redis.call('ZADD',
 return ids
 """
 
-# KEYS: delivery hash. One more failed attempt, unless the delivery is gone (then -1): never a stray hash.
+# KEYS: delivery hash. ARGV: what went wrong. One more failed attempt, unless the delivery is gone (then -1):
+# never a stray hash.
 COUNT_ATTEMPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'last_error', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 """
 
@@ -378,7 +380,7 @@ class Notifier:
                 pipe.hincrby(keys.notify_counts, f"{channel}:delivered", 1)
                 await pipe.execute()
             return
-        attempts = int(await self._count_attempt(keys=[keys.notify_delivery(delivery_id)]))
+        attempts = int(await self._count_attempt(keys=[keys.notify_delivery(delivery_id)], args=[error]))
         if attempts < 0:  # its lease ran out and another process delivered it meanwhile
             return
         where = _where(target)
@@ -397,10 +399,7 @@ class Notifier:
             return
         # Backoff, or longer if the receiver said when to come back (Slack's Retry-After).
         retry_in = max(min(self.max_retry, self.first_retry * 2 ** (attempts - 1)), getattr(error, "retry_after", 0))
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.notify_delivery(delivery_id), "last_error", error)
-            pipe.hincrby(keys.notify_counts, f"{channel}:retried", 1)
-            await pipe.execute()
+        await redis.hincrby(keys.notify_counts, f"{channel}:retried", 1)
         await self._due_again(keys=[keys.notify_lane(lane), keys.notify_lanes],
                               args=[delivery_id, time.time() + retry_in, lane])  # fmt: skip
 
