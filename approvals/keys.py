@@ -57,6 +57,10 @@ class Keys:
         after a sender died holding them)."""
         return f"{self.prefix}notify:lane:{lane}"
 
+    def notify_done(self, delivery_id: str) -> str:
+        """String with a TTL: a delivery sent or given up on, so that its event read again does not make it anew."""
+        return f"{self.prefix}notify:done:{delivery_id}"
+
     def notify_delivery(self, delivery_id: str) -> str:
         """Hash: one notification delivery (its target, body and attempts), until it is sent or gives up."""
         return f"{self.prefix}notify:delivery:{delivery_id}"

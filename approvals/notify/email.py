@@ -129,6 +129,9 @@ class Mailer:
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                     client.close()
                     return _said(error)
+                except BaseException:  # cancelled mid-send: the connection is in no state to reuse
+                    client.close()
+                    raise
                 else:
                     self._idle.append(client)
                     return None
@@ -139,6 +142,9 @@ class Mailer:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                 client.close()
                 return _said(error)
+            except BaseException:
+                client.close()
+                raise
             self._idle.append(client)
             return None
 

@@ -3,12 +3,14 @@
 Three loops, each safe to run in any number of processes sharing one Redis:
 
 - **Reading**: the audit stream through the consumer group "notify". Each event becomes one delivery
-  per target, written to Redis (a hash, and its due time in a sorted set) before the event is
-  acknowledged; a process that dies before acknowledging has its events claimed by another, and the
-  deliveries it wrote are found again by id (the event id and the target), not made twice.
+  per target, written to Redis (a hash, and its due time in its receiver's lane) before the event is
+  acknowledged; an event that fails, or whose process dies before acknowledging, is claimed again,
+  and the deliveries it made are found by id (the event id and the target), waiting or done (a marker
+  kept an hour), not made twice.
 - **Sending**: due deliveries are leased (their due time moved past a lease) as sending slots free up,
-  each sent by a task of its own, and then removed. One receiver gets at most a quarter of the slots,
-  so a dead one, holding its deliveries until they time out, never holds up the others. A failure is
+  each sent by a task of its own within one deadline (`send_timeout`, well inside the lease), and then
+  removed. One receiver gets at most a quarter of the slots, so a dead one, holding its deliveries
+  until they time out, never holds up the others. A failure is
   retried with exponential backoff up to `max_attempts`, then kept on the failures list for the Ops
   page. A sender that dies mid-way loses nothing: the lease ends and another sends it. Each delivery
   keeps one id for all its attempts (`X-Approvals-Delivery`), for receivers to dedupe.
@@ -52,6 +54,8 @@ log = logging.getLogger("approvals.notify")
 MayDecide = Callable[[str, ApprovalRequest], Awaitable[bool]]
 
 GROUP = "notify"
+READ_AT_ONCE = 16  # events handled at once (each takes a few round trips; the pool serves agents too)
+DONE_FOR = 3600  # seconds a finished delivery is remembered, so that an event read again makes it not twice
 # Audit entry types -> the events receivers see.
 EVENT_OF = {
     "created": "created",
@@ -70,10 +74,11 @@ NOTIFY_ACTOR = "system:notify"
 # lane at (no later than) its earliest due time, so senders find what is due lane by lane, and a lane whose
 # receiver already has all the deliveries it may have in flight is passed over without a look inside.
 
-# KEYS: delivery hash, lane, lanes. ARGV: id, due time, lane, then the hash's field/value pairs.
-# Written once: an event read again (its first reader died before acknowledging) finds it there.
+# KEYS: delivery hash, lane, lanes, done marker. ARGV: id, due time, lane, then the hash's field/value pairs.
+# Written once: an event read again (its first reader died before acknowledging) finds it there, or finds
+# it done (sent, or given up on) for an hour.
 ENQUEUE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 local current = redis.call('ZSCORE', KEYS[3], ARGV[3])
@@ -152,6 +157,7 @@ class Notifier:
         self._sends = BackgroundTasks()  # one per delivery being sent
         self._mailer: email.Mailer | None = None  # connections to the mail server, kept open
         self._busy: collections.Counter[str] = collections.Counter()  # deliveries being sent, per lane
+        self._in_flight: dict[str, str] = {}  # delivery id -> lane, while being sent here
         self._due = asyncio.Event()  # set when this process enqueued something: send without waiting a poll
         self._tasks = BackgroundTasks()
         self._http: aiohttp.ClientSession | None = None
@@ -162,9 +168,22 @@ class Notifier:
         self._count_attempt = store.redis.register_script(COUNT_ATTEMPT)
         self._fire = store.redis.register_script(FIRE)
 
+    async def _adopt_legacy_due(self) -> None:
+        """Deliveries waiting in the single due set of earlier versions move to their receivers' lanes."""
+        redis, keys = self.store.redis, self.store.keys
+        legacy = f"{keys.prefix}notify:due"
+        for delivery_id, due in await redis.zrange(legacy, 0, -1, withscores=True):
+            described = await redis.hget(keys.notify_delivery(delivery_id), "target")
+            if described is not None:
+                lane = lane_of(self._target(json.loads(described)))
+                await redis.zadd(keys.notify_lane(lane), {delivery_id: due}, nx=True)
+                await self._due_again(keys=[keys.notify_lane(lane), keys.notify_lanes], args=[delivery_id, due, lane])
+            await redis.zrem(legacy, delivery_id)
+
     async def start(self) -> None:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
             await self.store.redis.xgroup_create(self.store.keys.events, GROUP, id="$", mkstream=True)
+        await self._adopt_legacy_due()
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.send_timeout))
         if self.config.slack_token:
             self._slack = SlackMessages(web_client(self.config, self._http, retries=False), self.store, self.config)
@@ -174,7 +193,12 @@ class Notifier:
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
-        await self._sends.aclose()  # their leases end, and another notifier sends them
+        leased = dict(self._in_flight)
+        await self._sends.aclose()
+        with contextlib.suppress(RedisError, OSError):  # what was being sent is due again now, for another notifier
+            for delivery_id, lane in leased.items():
+                await self._due_again(keys=[self.store.keys.notify_lane(lane), self.store.keys.notify_lanes],
+                                      args=[delivery_id, time.time(), lane])  # fmt: skip
         if self._mailer is not None:
             await self._mailer.aclose()
         if self._http is not None:
@@ -211,11 +235,7 @@ class Notifier:
                         continue
                 backoff = 0.1
                 for _, entries in replies:
-                    # A batch at once (each event's deliveries are sent in any order anyway), then acknowledged:
-                    # if one fails, the batch is read again, and what was written is found, not made twice.
-                    events = [AuditEvent.from_entry(event_id, fields) for event_id, fields in entries if fields]
-                    await asyncio.gather(*(self.handle(event) for event in events))  # trimmed ones have no fields
-                    await self.store.redis.xack(keys.events, GROUP, *[event_id for event_id, _ in entries])
+                    await self._handle_batch(entries)
             except (RedisError, OSError) as error:
                 log.warning(
                     "approvals notify: lost Redis while reading events (%s); retrying in %.1f s", error, backoff
@@ -227,6 +247,26 @@ class Notifier:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 pending_first = True
+
+    async def _handle_batch(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Handle events a few at a time (each event's deliveries go out in any order anyway), acknowledging
+        each one handled: one that fails stays pending, to be read again, alone."""
+        keys = self.store.keys
+        for first in range(0, len(entries), READ_AT_ONCE):
+            chunk = entries[first : first + READ_AT_ONCE]
+            results = await asyncio.gather(
+                *(self.handle(AuditEvent.from_entry(event_id, fields)) for event_id, fields in chunk if fields),
+                return_exceptions=True,
+            )
+            handled = iter(results)
+            done = [
+                event_id for event_id, fields in chunk if not fields or not isinstance(next(handled), BaseException)
+            ]
+            if done:  # (a trimmed entry claimed back comes without fields: nothing to do for it)
+                await self.store.redis.xack(keys.events, GROUP, *done)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
     async def handle(self, event: AuditEvent) -> int:
         """Schedule what `event` calls for; the number of deliveries it made (0 for one seen before)."""
@@ -243,7 +283,7 @@ class Notifier:
                 fields = {"target": json.dumps(target.to_json()), "event": kind, "body": body, "attempts": "0"}
                 lane = lane_of(target)
                 keys = [self.store.keys.notify_delivery(delivery_id), self.store.keys.notify_lane(lane),
-                        self.store.keys.notify_lanes]  # fmt: skip
+                        self.store.keys.notify_lanes, self.store.keys.notify_done(delivery_id)]  # fmt: skip
                 args = [delivery_id, time.time(), lane, *[x for pair in fields.items() for x in pair]]
                 await self._enqueue(keys=keys, args=args, client=pipe)
             made = sum(int(n) for n in await pipe.execute())
@@ -337,9 +377,12 @@ class Notifier:
             ids = await self._lease(keys=[keys.notify_lane(lane), keys.notify_lanes],
                                     args=[now, now + self.lease, take, lane])  # fmt: skip
             for delivery_id in ids:
+                if delivery_id in self._in_flight:  # still being sent here (its lease outlived): not twice
+                    continue
                 self._busy[lane] += 1
+                self._in_flight[delivery_id] = lane
                 self._sends.spawn(self._send_guarded(lane, delivery_id))
-            started += len(ids)
+                started += 1
         return started
 
     async def _send_guarded(self, lane: str, delivery_id: str) -> None:
@@ -351,6 +394,7 @@ class Notifier:
             log.exception("approvals notify: unexpected error sending %s; it is retried when its lease ends",
                           delivery_id)  # fmt: skip
         finally:
+            self._in_flight.pop(delivery_id, None)
             self._busy[lane] -= 1
             if not self._busy[lane]:
                 del self._busy[lane]
@@ -366,17 +410,17 @@ class Notifier:
                 await pipe.execute()
             return
         target = self._target(json.loads(fields["target"]))
-        if isinstance(target, EmailTarget):
-            error = await self._email(target, json.loads(fields["body"]))
-        elif isinstance(target, SlackTarget):
-            error = await self._to_slack(target, json.loads(fields["body"]))
-        else:
-            error = await self._post(target, delivery_id, fields["event"], fields["body"])
+        try:  # one deadline for all of it (a mail server's every reply has its own): well inside the lease
+            async with asyncio.timeout(self.send_timeout):
+                error = await self._deliver(target, delivery_id, fields)
+        except TimeoutError:
+            error = f"no answer within {self.send_timeout:g} s"
         channel = target.channel
         if error is None:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
                 pipe.zrem(keys.notify_lane(lane), delivery_id)
+                pipe.set(keys.notify_done(delivery_id), "delivered", ex=DONE_FOR)
                 pipe.hincrby(keys.notify_counts, f"{channel}:delivered", 1)
                 await pipe.execute()
             return
@@ -390,6 +434,7 @@ class Notifier:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.notify_delivery(delivery_id))
                 pipe.zrem(keys.notify_lane(lane), delivery_id)
+                pipe.set(keys.notify_done(delivery_id), "failed", ex=DONE_FOR)
                 pipe.lpush(keys.notify_failures, json.dumps(failure))
                 pipe.ltrim(keys.notify_failures, 0, 99)
                 pipe.hincrby(keys.notify_counts, f"{channel}:failed", 1)
@@ -402,6 +447,13 @@ class Notifier:
         await redis.hincrby(keys.notify_counts, f"{channel}:retried", 1)
         await self._due_again(keys=[keys.notify_lane(lane), keys.notify_lanes],
                               args=[delivery_id, time.time() + retry_in, lane])  # fmt: skip
+
+    async def _deliver(self, target: Target, delivery_id: str, fields: Mapping[str, str]) -> str | None:
+        if isinstance(target, EmailTarget):
+            return await self._email(target, json.loads(fields["body"]))
+        if isinstance(target, SlackTarget):
+            return await self._to_slack(target, json.loads(fields["body"]))
+        return await self._post(target, delivery_id, fields["event"], fields["body"])
 
     def _target(self, described: dict[str, str]) -> Target:
         if described.get("kind") == "email":

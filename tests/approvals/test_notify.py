@@ -144,6 +144,65 @@ async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(
     assert sender.per_target == 4 and hanging.got == []
 
 
+async def test_an_event_that_fails_is_read_again_alone_and_nothing_is_sent_twice(
+    client: ApprovalClient, settings: Settings, receiver: Callable[[str], Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, hook = client.store, receiver("/hook")
+    await store.redis.xgroup_create(store.keys.events, GROUP, id="$", mkstream=True)
+    made = [await store.create("x", {"i": i}, queue="a") for i in range(5)]  # read as one batch
+    real_get, failed = store.get, []
+
+    async def get_failing_once(request_id: str) -> Any:
+        if request_id == made[2].id and not failed:
+            failed.append(request_id)
+            raise RuntimeError("a transient failure, once")
+        return await real_get(request_id)
+
+    monkeypatch.setattr(store, "get", get_failing_once)
+    sender = Notifier(store, pubsub_client(settings, role="notify"), webhook(hook.url), poll=0.05, lease=0.2)
+    await sender.start()
+    try:
+        await hook.wait_for(5)
+        await asyncio.sleep(1.0)  # the failed event is claimed back after its lease (0.2 s), and anything else too
+        ids = [g.json["request"]["id"] for g in hook.got]
+        assert failed and sorted(ids) == sorted(r.id for r in made)  # each once
+        first = next(e for e in (await store.read_audit(limit=10)).events if e.request_id == made[0].id)
+        assert await sender.handle(first) == 0  # read again later: done, not made anew
+    finally:
+        await sender.aclose()
+
+
+async def test_a_send_that_outlasts_its_lease_is_not_started_again_by_the_same_process(
+    client: ApprovalClient, receiver: Callable[[str], Receiver], notifier: NotifierFactory
+) -> None:
+    slow = receiver("/slow")
+    slow.delay = 1.0  # longer than the lease below: the delivery is due again while it is being sent
+    await notifier(webhook(slow.url), lease=0.2, send_timeout=5.0)
+    await client.store.create("x", queue="a")
+    await slow.wait_for(1)
+    await asyncio.sleep(1.5)
+    assert len(slow.got) == 1
+
+
+async def test_deliveries_waiting_in_the_due_set_of_earlier_versions_are_sent(
+    client: ApprovalClient, settings: Settings, receiver: Callable[[str], Receiver]
+) -> None:
+    store, hook = client.store, receiver("/legacy")
+    body = json.dumps({"delivery_id": "d" * 32, "event": "created", "request": {"id": "r" * 32}})
+    await store.redis.hset(store.keys.notify_delivery("d" * 32), mapping={
+        "target": json.dumps({"kind": "webhook", "url": hook.url}), "event": "created", "body": body, "attempts": "0",
+    })  # fmt: skip
+    await store.redis.zadd(f"{store.keys.prefix}notify:due", {"d" * 32: 1.0})
+    sender = Notifier(store, pubsub_client(settings, role="notify"), webhook(hook.url), poll=0.05)
+    await sender.start()
+    try:
+        [got] = await hook.wait_for(1)
+        assert got.delivery == "d" * 32 and verified(got)
+        assert not await store.redis.exists(f"{store.keys.prefix}notify:due")
+    finally:
+        await sender.aclose()
+
+
 async def test_what_a_stopped_notifier_left_is_sent_by_the_next(
     client: ApprovalClient, settings: Settings, receiver: Callable[[str], Receiver], notifier: NotifierFactory
 ) -> None:
