@@ -10,6 +10,7 @@
     SLACK_BOT_TOKEN=xoxb-...                                # Slack messages with Approve / Reject buttons,
     SLACK_SIGNING_SECRET=...                                # whose clicks are verified with this secret,
     APPROVALS_SLACK_CHANNEL=#approvals                      # in this channel unless a queue names its own
+    SLACK_TEAM_ID=T0123ABCD                                 # optional: only clicks from this workspace
 
     # notify.toml
     [defaults]
@@ -257,6 +258,7 @@ class NotifyConfig:
     slack_signing_secret: str | None = None  # verifies that button clicks come from Slack
     slack_channel: str | None = None  # every queue's channel, unless the queue names its own
     slack_api_url: str = "https://slack.com/api/"  # SLACK_API_URL: tests point it at a stand-in
+    slack_team_id: str | None = None  # SLACK_TEAM_ID: clicks from any other workspace are refused
 
     @property
     def enabled(self) -> bool:
@@ -386,6 +388,9 @@ def _slack_settings(environ: Mapping[str, str], rules: RulesFile) -> dict[str, A
     signing = (environ.get("SLACK_SIGNING_SECRET") or "").strip() or None
     channel = (environ.get("APPROVALS_SLACK_CHANNEL") or "").strip() or None
     api_url = (environ.get("SLACK_API_URL") or "").strip() or NotifyConfig.slack_api_url
+    team = (environ.get("SLACK_TEAM_ID") or "").strip() or None
+    if team is not None and not re.fullmatch(r"[TE][A-Z0-9]{2,20}", team):
+        raise InvalidSettings("SLACK_TEAM_ID", f"{team[:40]!r} is not a Slack workspace id (T0123ABCD)")
     try:
         _http_url(api_url)
         channel = _slack_channel(channel) if channel else None
@@ -405,7 +410,7 @@ def _slack_settings(environ: Mapping[str, str], rules: RulesFile) -> dict[str, A
             "APPROVALS_SLACK_CHANNEL", "not set, and no queue names a slack_channel: where should messages go?"
         )
     return {"slack_token": token, "slack_signing_secret": signing, "slack_channel": channel,
-            "slack_api_url": api_url}  # fmt: skip
+            "slack_api_url": api_url, "slack_team_id": team}  # fmt: skip
 
 
 def load_rules(path: Path) -> RulesFile:

@@ -198,6 +198,22 @@ async def test_payloads_of_odd_shapes_are_refused_plainly_signed_or_not(site: Si
     }
 
 
+async def test_clicks_from_another_workspace_are_refused_when_one_is_named(
+    make_site: SiteFactory, api: SlackApi
+) -> None:
+    site = await make_site(notify=config(api, slack_team_id="T9999"))
+    await site.users.add("alice", PASSWORD, Role.REVIEWER, ("payments",))
+    request = await asked(site, api)
+    refused = await post(site, click(api, "UALICE", "approve", request.id))  # signed, but from T0001
+    assert refused.status == 403 and "T0001, not T9999" in await refused.text()
+    assert (await site.store.get(request.id)).pending
+    [noted] = await refusals(site.store)
+    assert noted.actor == "slack:UALICE" and "SLACK_TEAM_ID" in (noted.reason or "")
+    with pytest.raises(InvalidSettings, match="SLACK_TEAM_ID"):
+        NotifyConfig.from_env({"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                               "APPROVALS_SLACK_CHANNEL": "#a", "SLACK_TEAM_ID": "not a team"})  # fmt: skip
+
+
 async def test_slack_users_are_reviewers_by_confirmed_email_only(site: Site, api: SlackApi) -> None:
     api.person("UNOBODY", "nobody@example.com")
     api.person("UBOBFAKE", "bob@example.com", confirmed=False)

@@ -99,6 +99,12 @@ async def actions(request: web.Request) -> web.StreamResponse:
         raise web.HTTPUnauthorized(text=f"Refused: {said}")
     payload = _payload(body)
     store = request.app[appkeys.CLIENT].store
+    team = payload.team.id if payload.team is not None else ""
+    if slack.config.slack_team_id and team != slack.config.slack_team_id:  # the app is in another workspace too
+        attempt = payload.attempt()
+        said = f"from the Slack workspace {team or '(none)'}, not {slack.config.slack_team_id} (SLACK_TEAM_ID)"
+        await note_refused(request, attempt.request_id, by=attempt.actor, reason=said, via="slack")
+        raise web.HTTPForbidden(text=f"Refused: {said}")
     seen = store.keys.slack_seen(hashlib.sha256(signature.encode()).hexdigest())
     if not await store.redis.set(seen, "1", nx=True, ex=SEEN_FOR):
         attempt, approval = payload.attempt(), None
@@ -152,11 +158,16 @@ class _View(_Loose):
     state: _State = Field(default_factory=_State)
 
 
+class _Team(_Loose):
+    id: str = Field(default="", max_length=40)
+
+
 class Interaction(_Loose):
     """The parts of a Slack interaction payload this endpoint reads; any other shape is refused whole."""
 
     type: str = ""
     user: _User = Field(default_factory=_User)
+    team: _Team | None = None
     actions: list[_Action] = Field(default_factory=list, max_length=5)
     response_url: str | None = None
     trigger_id: str | None = None
