@@ -52,7 +52,7 @@ def render(config: NotifyConfig, to: str, payload: dict[str, Any], links: dict[s
         ("By", payload.get("actor") if event not in ("created",) else None),
         ("Reason", payload.get("reason")),
     ]
-    facts += _more_context(context)
+    facts += _more_context(context, {str(v) for _, v in facts if v})
     facts = [(k, str(v)) for k, v in facts if v]
     text = [subject, ""] + [f"{k}: {v}" for k, v in facts] + ["", "Arguments:", args, ""]
     if links:
@@ -169,11 +169,12 @@ def _said(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _more_context(context: Any, most: int = 6) -> list[tuple[str, Any]]:
-    """The agent's context beyond its task, as facts: its short plain values (long ones are cut)."""
+def _more_context(context: Any, shown: set[str], most: int = 6) -> list[tuple[str, Any]]:
+    """The agent's context beyond what the facts already say, as facts: its short plain values (cut)."""
     if not isinstance(context, dict):
         return []
-    plain = [(k, v) for k, v in context.items() if k != "task" and isinstance(v, (str, int, float)) and v != ""]
+    plain = [(k, v) for k, v in context.items()
+             if isinstance(v, (str, int, float)) and v != "" and str(v) not in shown]  # fmt: skip
     return [(str(k).replace("_", " ").capitalize()[:40], str(v)[:200]) for k, v in plain[:most]]
 
 
