@@ -7,15 +7,20 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from approvals import Settings
 from tests.redis_server import free_port
 
 SECRET = "s3cret-for-tests"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -81,3 +86,18 @@ def verified(received: Received) -> bool:
     """How a receiver checks a delivery (the README's example, in short)."""
     expected = "sha256=" + hmac.new(SECRET.encode(), received.body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), received.signature.encode())
+
+
+async def notify_test(settings: Settings, **environment: str) -> tuple[int, str]:
+    """Run `approvals notify test` on `settings`' Redis with these variables: (exit code, what it printed).
+
+    Proxies are left out: the receivers are on loopback.
+    """
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    env |= {"REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix, **environment}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "notify", "test", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
+    return process.returncode or 0, out

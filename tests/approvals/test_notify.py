@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from approvals.connections import pubsub_client
 from approvals.notify import Notifier, NotifyConfig, load_rules
 from approvals.notify.config import RulesFile
 from approvals.notify.notifier import GROUP
-from tests.webhooks import SECRET, Received, Receiver, verified
+from tests.webhooks import SECRET, Received, Receiver, notify_test, verified
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -298,25 +296,13 @@ async def test_notify_test_tries_every_target_and_says_what_happened(
     bad.statuses = [500]
     rules = tmp_path / "notify.toml"
     rules.write_text(f'[queues.ops]\nwebhooks = ["{good.url}"]\nescalate_to = {{ webhooks = ["{bad.url}"] }}\n')
-    env = {
-        **os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix,
-        "APPROVALS_NOTIFY_CONFIG": str(rules), "APPROVALS_WEBHOOK_SECRET": SECRET,
-    }  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "notify", "test", env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
-    assert process.returncode == 1, out
+    code, out = await notify_test(settings, APPROVALS_NOTIFY_CONFIG=str(rules), APPROVALS_WEBHOOK_SECRET=SECRET)
+    assert code == 1, out
     assert f"ok     webhook {good.url} (queue ops)" in out
     assert f"FAILED webhook {bad.url} (queue ops, escalations): HTTP 500" in out
     assert "1 of 2 targets took the test message" in out
     [test] = good.got
     assert test.event == "test" and verified(test) and test.json["event"] == "test"
 
-    missing = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "notify", "test", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        env={k: v for k, v in env.items() if k not in ("APPROVALS_NOTIFY_CONFIG", "APPROVALS_WEBHOOK_SECRET")},
-    )  # fmt: skip
-    said = (await asyncio.wait_for(missing.communicate(), 30))[0].decode()
-    assert missing.returncode == 1 and "No notification target is configured" in said
+    code, said = await notify_test(settings)
+    assert code == 1 and "No notification target is configured" in said

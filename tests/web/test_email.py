@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -27,6 +25,7 @@ from approvals.notify.config import RulesFile, SmtpServer
 from approvals.notify.links import link_key, make_link
 from approvals.notify.mailcatcher import CaughtMail, MailCatcher
 from tests.web.conftest import PASSWORD, Site, SiteFactory, csrf_of
+from tests.webhooks import notify_test
 from web import WebSettings, appkeys, create_app
 from web.access.users import Role
 from web.notify import refusals
@@ -50,7 +49,7 @@ class Mailed:
         self, action: str = "refund", args: dict[str, object] | None = None, **options: object
     ) -> ApprovalRequest:
         args = {"order": "A-17", "amount": 120} if args is None else args
-        return await self.site.store.create(action, args, queue="payments", **options)  # type: ignore[arg-type]
+        return await self.site.store.create(action, args, queue="payments", **options)
 
     async def links(self, request: ApprovalRequest, to: str = "erin@example.com") -> dict[str, str]:
         """The decision links (as paths of this site) in the email `to` got about `request`."""
@@ -289,23 +288,16 @@ async def test_a_dead_mail_server_is_retried_and_shown_as_failed(make_site: Site
 
 
 async def test_notify_test_sends_a_test_email_and_says_what_happened(settings: Settings, mailbox: MailCatcher) -> None:
-    async def notify_test(smtp_url: str) -> tuple[int, str]:
-        env = {**os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix,
-               "APPROVALS_NOTIFY_EMAIL": "ops@example.com", "APPROVALS_SMTP_URL": smtp_url}  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "web.cli", "notify", "test", env=env, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
-        return process.returncode or 0, out
+    async def try_mail(smtp_url: str) -> tuple[int, str]:
+        return await notify_test(settings, APPROVALS_NOTIFY_EMAIL="ops@example.com", APPROVALS_SMTP_URL=smtp_url)
 
-    code, out = await notify_test(mailbox.url)
+    code, out = await try_mail(mailbox.url)
     assert code == 0 and f"ok     email ops@example.com via 127.0.0.1:{mailbox.port} (APPROVALS_NOTIFY_EMAIL)" in out
     [mail] = mailbox.mails
     assert mail.to == ("ops@example.com",) and "Test message" in mail.subject
 
     await mailbox.aclose()
-    code, out = await notify_test(mailbox.url)
+    code, out = await try_mail(mailbox.url)
     assert code == 1 and "FAILED email ops@example.com" in out and "0 of 1 targets" in out
 
 

@@ -6,10 +6,7 @@ are posted to /slack/actions signed as Slack signs them, or wrongly.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -27,6 +24,7 @@ from approvals.notify.slack import send_test
 from tests.conftest import eventually
 from tests.slack_api import SIGNING_SECRET, TOKEN, Failure, SlackApi, click, signed, slack_api, submit
 from tests.web.conftest import PASSWORD, Site, SiteFactory
+from tests.webhooks import notify_test
 from web import appkeys
 from web.access.users import Role
 
@@ -357,19 +355,15 @@ async def test_notify_test_posts_to_every_channel_and_says_what_happened(
 ) -> None:
     rules = tmp_path / "notify.toml"
     rules.write_text('[queues.payments]\nslack_channel = "#payments"\n')
-    env = {
-        **os.environ, "REDIS_URL": settings.redis_url or "", "APPROVALS_PREFIX": settings.prefix,
-        "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "APPROVALS_SLACK_CHANNEL": "#approvals",
-        "SLACK_API_URL": api.url, "APPROVALS_NOTIFY_CONFIG": str(rules),
-    }  # fmt: skip
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        env.pop(name, None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "notify", "test", env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
-    assert process.returncode == 0, out
+    code, out = await notify_test(
+        settings,
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        APPROVALS_SLACK_CHANNEL="#approvals",
+        SLACK_API_URL=api.url,
+        APPROVALS_NOTIFY_CONFIG=str(rules),
+    )
+    assert code == 0, out
     assert (
         "ok     slack #approvals (APPROVALS_SLACK_CHANNEL)" in out and "ok     slack #payments (queue payments)" in out
     )
