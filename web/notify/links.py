@@ -13,12 +13,9 @@ Each refusal answers with the reason, decides nothing, and is noted in the audit
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +28,7 @@ from approvals import (
     SelfDecisionForbidden,
 )
 from approvals import validation as check
-from approvals.notify.links import Link, args_digest, link_key, read_link
+from approvals.notify.links import Link, args_digest, claims, link_key, read_link
 from approvals.notify.notifier import MayDecide
 
 from .. import appkeys
@@ -188,22 +185,10 @@ def _set_csrf_cookie(request: web.Request, response: web.StreamResponse, token: 
     response.set_cookie(LINK_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/links")
 
 
-def _claimed(token: str) -> dict[str, Any]:
-    """What an unverified link says about itself: only ever used to describe a refused attempt."""
-    body = token.partition(".")[0][:2000]
-    if not body.startswith("eyJ"):  # '{"' in base64: anything else is no object of ours
-        return {}
-    try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _claimed_id(token: str, approval: ApprovalRequest | None) -> str:
     if approval is not None:
         return approval.id
-    claimed = _claimed(token).get("r")
+    claimed = claims(token).get("r")
     return claimed[:64] if isinstance(claimed, str) and claimed.isprintable() else "-"
 
 
@@ -212,6 +197,6 @@ async def _who(request: web.Request, token: str) -> str:
     link = read_link(await link_key(store_of(request)), token)
     if link is not None:
         return f"email:{link.email}"
-    claimed = _claimed(token).get("e")
+    claimed = claims(token).get("e")
     shown = claimed[:254] if isinstance(claimed, str) and claimed.isprintable() else "nobody"
     return f"forged email link (claims {shown})"
