@@ -13,11 +13,10 @@ logged, so that nobody on the internet can push real entries out of the capped s
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,6 +32,7 @@ from approvals import (
     AlreadyDecided,
     ApprovalRequest,
     ApprovalStore,
+    Decision,
     InvalidRequest,
     RequestNotFound,
     SelfDecisionForbidden,
@@ -107,9 +107,8 @@ async def actions(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text=f"Refused: {said}")
     seen = store.keys.slack_seen(hashlib.sha256(signature.encode()).hexdigest())
     if not await store.redis.set(seen, "1", nx=True, ex=SEEN_FOR):
-        attempt, approval = payload.attempt(), None
-        with contextlib.suppress(RequestNotFound, InvalidRequest):
-            approval = await store.get(attempt.request_id)
+        attempt = payload.attempt()
+        approval = await _request_or_none(store, attempt.request_id)
         said = "replayed: this exact Slack payload was handled before"
         if not await note_refused(request, attempt.request_id, by=attempt.actor, reason=said, approval=approval,
                                   via="slack"):  # fmt: skip
@@ -213,14 +212,12 @@ async def _clicked(slack: Slack, users: UserStore, store: ApprovalStore, payload
     try:
         reviewer, approval = await _allowed(slack, users, store, attempt)
         if action == "approve":
-            await store.approve(approval.id, by=reviewer.name)
+            await _decide(approval, store.approve(approval.id, by=reviewer.name))
             await _show_outcome(slack, store, approval.id)
         elif action == "reject":
             await slack.web.views_open(trigger_id=payload.trigger_id, view=_reason_modal(approval))
     except Refused as refused:
         await _refuse(slack, store, attempt, refused)
-    except (AlreadyDecided, SelfDecisionForbidden) as error:
-        await _refuse(slack, store, attempt, Refused(_said(error)))
     except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
         log.warning("approvals slack: could not answer %s's %s on %s: %s", attempt.actor, action,
                     attempt.request_id, error)  # fmt: skip
@@ -235,14 +232,11 @@ async def _reject_submitted(slack: Slack, users: UserStore, store: ApprovalStore
         return web.json_response({"response_action": "errors", "errors": errors})
     try:
         reviewer, approval = await _allowed(slack, users, store, attempt)
-        await store.reject(approval.id, by=reviewer.name, reason=reason)
+        await _decide(approval, store.reject(approval.id, by=reviewer.name, reason=reason))
     except Refused as refused:
         await store.record_refused(attempt.request_id, by=attempt.actor, reason=refused.reason,
                                    request=refused.request, via="slack")  # fmt: skip
         return web.json_response({"response_action": "update", "view": _notice(f"Not rejected: {refused.reason}")})
-    except (AlreadyDecided, SelfDecisionForbidden) as error:
-        await _audit(store, attempt, _said(error))
-        return web.json_response({"response_action": "update", "view": _notice(f"Not rejected: {_said(error)}")})
     except InvalidRequest as error:  # a reason too long
         return web.json_response({"response_action": "errors", "errors": {REASON_BLOCK: str(error)}})
     slack.tasks.spawn(_show_outcome(slack, store, approval.id))
@@ -261,10 +255,9 @@ async def _allowed(
     slack: Slack, users: UserStore, store: ApprovalStore, attempt: Attempt
 ) -> tuple[User, ApprovalRequest]:
     """The reviewer behind the Slack user and the request, if they may decide it; else Refused."""
-    try:
-        approval = await store.get(attempt.request_id)
-    except (RequestNotFound, InvalidRequest):
-        raise Refused("there is no such request (retention may have removed it)") from None
+    approval = await _request_or_none(store, attempt.request_id)
+    if approval is None:
+        raise Refused("there is no such request (retention may have removed it)")
     reviewer = await reviewer_of(slack, users, attempt.slack_user, approval)
     if not can_decide(reviewer, approval):
         decision = approval.decision()
@@ -312,12 +305,19 @@ async def _refuse(slack: Slack, store: ApprovalStore, attempt: Attempt, refused:
             log.warning("approvals slack: could not tell %s why not (%s)", attempt.actor, error)
 
 
-async def _audit(store: ApprovalStore, attempt: Attempt, reason: str) -> None:
+async def _request_or_none(store: ApprovalStore, request_id: str) -> ApprovalRequest | None:
     try:
-        approval: ApprovalRequest | None = await store.get(attempt.request_id)
+        return await store.get(request_id)
     except (RequestNotFound, InvalidRequest):
-        approval = None
-    await store.record_refused(attempt.request_id, by=attempt.actor, reason=reason, request=approval, via="slack")
+        return None
+
+
+async def _decide(approval: ApprovalRequest, deciding: Awaitable[Decision]) -> Decision:
+    """The decision; Refused (with the request, for the audit) if it was decided meanwhile, or is one's own."""
+    try:
+        return await deciding
+    except (AlreadyDecided, SelfDecisionForbidden) as error:
+        raise Refused(_said(error), approval) from None
 
 
 async def _show_outcome(slack: Slack, store: ApprovalStore, request_id: str) -> None:
